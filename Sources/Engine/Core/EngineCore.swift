@@ -1,0 +1,222 @@
+import Kernels
+import MemPool
+import Model
+import Tokenizer
+
+/// Limits of the continuous-batching scheduler.
+public struct SchedulerConfiguration: Sendable {
+    /// Tokens per forward step (decode tokens + prefill chunks); at most the model's batch capacity.
+    public var tokenBudget: Int = 512
+    /// Sequences decoding at once; at most the model's logit rows.
+    public var maxRunning: Int = 64
+
+    public init() {}
+}
+
+/// The engine's synchronous core, vLLM-style: `add` requests, call `step` until idle. Each step
+/// schedules decode tokens and prefill chunks under a token budget, runs one batched forward
+/// pass, samples, and reports per-request output. Single-threaded: wrap it to share.
+public final class EngineCore {
+    public let model: Transformer
+    public let tokenizer: BPETokenizer
+    public let memPool: MemPool
+    public let configuration: SchedulerConfiguration
+    let kvView: KVCacheView
+    let endOfGeneration: Set<Int32>
+
+    /// Admitted sequences, in admission order.
+    var running: [SequenceState] = []
+    /// Waiting to be admitted (new or preempted), FIFO.
+    var waiting: [SequenceState] = []
+    private var admissions = 0
+    private var batch = ForwardBatch()
+    private var scheduled: [SequenceState] = []
+    private var outputs: [RequestOutput] = []
+
+    public init(model: Transformer, tokenizer: BPETokenizer, memPool: MemPool,
+                configuration: SchedulerConfiguration = SchedulerConfiguration()) {
+        self.model = model
+        self.tokenizer = tokenizer
+        self.memPool = memPool
+        var config = configuration
+        config.tokenBudget = min(config.tokenBudget, model.options.maxBatchTokens)
+        config.maxRunning = min(config.maxRunning, model.options.maxLogitRows)
+        self.configuration = config
+        kvView = KVCacheView(base: memPool.hotBase, blockCount: memPool.hotBlockCount, layout: model.kvLayout)
+        endOfGeneration = tokenizer.endOfGenerationIDs
+    }
+
+    public var hasWork: Bool { !running.isEmpty || !waiting.isEmpty }
+    public var runningCount: Int { running.count }
+    public var waitingCount: Int { waiting.count }
+    var blockTokens: Int { model.kvLayout.blockTokens }
+
+    /// Queues a request; fails fast on what can never run.
+    public func add(_ request: GenerationRequest) throws(EngineError) {
+        if request.promptTokens.isEmpty { throw .emptyPrompt }
+        if let why = request.sampling.validationError() { throw .invalidSampling(why) }
+        let limit = model.maxContext
+        if request.promptTokens.count >= limit { throw .promptTooLong(tokens: request.promptTokens.count, limit: limit) }
+        let vocab = model.configuration.vocabularySize
+        if let bad = request.promptTokens.first(where: { $0 < 0 || Int($0) >= vocab }) {
+            throw .model(.invalidToken(bad, vocabularySize: vocab))
+        }
+        let needed = model.kvLayout.blocks(forTokens: request.promptTokens.count + 1)
+        if needed > memPool.hotBlockCount { throw .kvCacheTooSmall(needed: needed, capacity: memPool.hotBlockCount) }
+        if running.contains(where: { $0.id == request.id }) || waiting.contains(where: { $0.id == request.id }) {
+            throw .duplicateRequest(request.id)
+        }
+        waiting.append(SequenceState(request: request, tokenizer: tokenizer, endOfGeneration: endOfGeneration))
+    }
+
+    /// Stops a request and frees its blocks; returns whether it was known.
+    @discardableResult
+    public func abort(_ id: RequestID) -> Bool {
+        if let i = waiting.firstIndex(where: { $0.id == id }) {
+            release(waiting.remove(at: i))
+            return true
+        }
+        if let i = running.firstIndex(where: { $0.id == id }) {
+            release(running.remove(at: i))
+            return true
+        }
+        return false
+    }
+
+    /// Runs one scheduling round and forward step; returns what each touched request produced.
+    public func step() throws(EngineError) -> [RequestOutput] {
+        outputs.removeAll(keepingCapacity: true)
+        schedule()
+        if batch.sequences.isEmpty { return outputs }
+        let logits: Logits
+        do {
+            logits = try model.forward(batch, kv: kvView)
+        } catch {
+            // A batch the model refuses would fail again: end its requests instead of spinning.
+            for s in scheduled { s.finish = .abort; finish(s) }
+            throw .model(error)
+        }
+        var row = 0
+        for (s, slice) in zip(scheduled, batch.sequences) {
+            s.computed = slice.endPosition
+            guard slice.wantsLogits else { continue }
+            let token = s.sampler.sample(logits.row(row))
+            row += 1
+            accept(token, into: s)
+        }
+        running.removeAll { $0.finish != nil }
+        return outputs
+    }
+
+    // MARK: - Scheduling
+
+    /// Fills `batch`: one token for every decoding sequence, then prefill chunks in admission
+    /// order, then newly admitted requests, all within the token budget and the free blocks.
+    private func schedule() {
+        batch.removeAll()
+        scheduled.removeAll(keepingCapacity: true)
+        var budget = configuration.tokenBudget
+
+        var i = 0
+        while i < running.count && budget > 0 {
+            let s = running[i]
+            let n = min(s.pending, budget)
+            if n <= 0 { i += 1; continue }
+            if !ensureBlocks(s, tokens: s.computed + n) {
+                // Out of KV blocks: preempt the newest other sequence and retry, or wait.
+                guard preemptNewest(except: s) else { break }
+                continue
+            }
+            add(s, count: n)
+            budget -= n
+            i += 1
+        }
+
+        while budget > 0, running.count < configuration.maxRunning, let s = waiting.first {
+            let n = min(s.pending, budget)
+            guard ensureBlocks(s, tokens: s.computed + n) else { break }
+            waiting.removeFirst()
+            admissions += 1
+            s.admittedAt = admissions
+            running.append(s)
+            add(s, count: n)
+            budget -= n
+        }
+    }
+
+    private func add(_ s: SequenceState, count n: Int) {
+        let end = s.computed + n
+        batch.add(tokens: s.tokens[s.computed..<end], startPosition: s.computed, blockTable: s.blocks,
+                  wantsLogits: end == s.tokens.count)
+        scheduled.append(s)
+    }
+
+    /// Grows the sequence's block table to cover `tokens` positions.
+    private func ensureBlocks(_ s: SequenceState, tokens: Int) -> Bool {
+        let needed = model.kvLayout.blocks(forTokens: tokens) - s.blocks.count
+        if needed <= 0 { return true }
+        guard let new = memPool.allocate(needed) else { return false }
+        s.blocks.append(contentsOf: new)
+        return true
+    }
+
+    /// Recompute-style preemption: the newest running sequence (not `keep`, not already in this
+    /// batch) drops its KV and goes back to the head of the queue.
+    private func preemptNewest(except keep: SequenceState) -> Bool {
+        let candidates = running.indices.filter { i in
+            running[i] !== keep && !scheduled.contains { $0 === running[i] }
+        }
+        guard let victimIndex = candidates.max(by: { running[$0].admittedAt < running[$1].admittedAt }) else {
+            return false
+        }
+        let victim = running.remove(at: victimIndex)
+        memPool.release(victim.blocks)
+        victim.blocks.removeAll()
+        victim.computed = 0
+        victim.cachedTokens = 0
+        waiting.insert(victim, at: 0)
+        return true
+    }
+
+    // MARK: - Output
+
+    private func accept(_ token: Int32, into s: SequenceState) {
+        s.sampler.accept(token)
+        var text = ""
+        if s.stopTokens.contains(token) {
+            s.finish = .stop
+            text = s.stopMatcher.flush()
+            s.tokens.append(token)
+        } else {
+            s.tokens.append(token)
+            let piece = s.decoder.append(token)
+            let (emit, stopped) = s.stopMatcher.feed(piece)
+            text = emit
+            if stopped {
+                s.finish = .stop
+            } else if s.generatedCount >= s.maxTokens || s.tokens.count >= model.maxContext {
+                s.finish = .length
+                let (tail, hit) = s.stopMatcher.feed(s.decoder.finish())
+                text += tail + (hit ? "" : s.stopMatcher.flush())
+                if hit { s.finish = .stop }
+            }
+        }
+        outputs.append(RequestOutput(id: s.id, token: token, text: text, finishReason: s.finish,
+                                     promptTokens: s.promptCount, cachedTokens: s.cachedTokens,
+                                     generatedTokens: s.generatedCount))
+        if s.finish != nil { release(s) }
+    }
+
+    private func finish(_ s: SequenceState) {
+        outputs.append(RequestOutput(id: s.id, token: nil, text: "", finishReason: s.finish,
+                                     promptTokens: s.promptCount, cachedTokens: s.cachedTokens,
+                                     generatedTokens: s.generatedCount))
+        release(s)
+        running.removeAll { $0 === s }
+    }
+
+    private func release(_ s: SequenceState) {
+        memPool.release(s.blocks)
+        s.blocks.removeAll()
+    }
+}

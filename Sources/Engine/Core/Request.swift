@@ -1,0 +1,64 @@
+import Model
+
+/// Identifies a request within an engine.
+public typealias RequestID = UInt64
+
+/// A generation request as the engine sees it: tokens in, sampling parameters. Data only.
+public struct GenerationRequest: Sendable {
+    public var id: RequestID
+    public var promptTokens: [Int32]
+    public var sampling: SamplingParameters
+
+    public init(id: RequestID, promptTokens: [Int32], sampling: SamplingParameters) {
+        self.id = id
+        self.promptTokens = promptTokens
+        self.sampling = sampling
+    }
+}
+
+/// Why a sequence stopped.
+public enum FinishReason: String, Sendable, Codable, Equatable {
+    /// End-of-generation token, stop token or stop string.
+    case stop
+    /// `maxTokens` reached or the context is full.
+    case length
+    /// The client went away or the request was cancelled.
+    case abort
+}
+
+/// What one engine step produced for one request. Data only.
+public struct RequestOutput: Sendable, Equatable {
+    public var id: RequestID
+    /// The sampled token, if one was sampled for this request in this step.
+    public var token: Int32?
+    /// Text that became final in this step (UTF-8 complete, stop strings withheld).
+    public var text: String
+    public var finishReason: FinishReason?
+    public var promptTokens: Int
+    /// Prompt tokens whose KV came from the cache instead of being computed.
+    public var cachedTokens: Int
+    public var generatedTokens: Int
+}
+
+/// Why the engine refused a request.
+public enum EngineError: Error, CustomStringConvertible, Equatable {
+    case emptyPrompt
+    case promptTooLong(tokens: Int, limit: Int)
+    case invalidSampling(String)
+    case duplicateRequest(RequestID)
+    case kvCacheTooSmall(needed: Int, capacity: Int)
+    case model(ModelError)
+
+    public var description: String {
+        switch self {
+        case .emptyPrompt: "the prompt is empty"
+        case let .promptTooLong(tokens, limit):
+            "the prompt has \(tokens) tokens; this model's context holds \(limit) tokens including the completion"
+        case let .invalidSampling(why): why
+        case let .duplicateRequest(id): "request \(id) is already running"
+        case let .kvCacheTooSmall(needed, capacity):
+            "the request needs \(needed) KV blocks but the cache holds only \(capacity)"
+        case let .model(error): error.description
+        }
+    }
+}

@@ -1,0 +1,39 @@
+import Tokenizer
+
+/// A request in flight: its tokens, how many of them have KV in the cache, its blocks, and
+/// its sampling and detokenization state.
+final class SequenceState {
+    let id: RequestID
+    /// Prompt followed by generated tokens.
+    var tokens: [Int32]
+    let promptCount: Int
+    /// Tokens whose K/V are stored in `blocks` (positions 0..<computed).
+    var computed = 0
+    /// Prompt tokens whose KV came from the prefix cache.
+    var cachedTokens = 0
+    /// KV blocks for positions 0..<blocks.count * blockTokens.
+    var blocks: [Int32] = []
+    var sampler: Sampler
+    var decoder: StreamingDecoder
+    var stopMatcher: StopMatcher
+    let stopTokens: Set<Int32>
+    let maxTokens: Int
+    var finish: FinishReason?
+    /// Order of admission, for picking a preemption victim (the newest goes first).
+    var admittedAt = 0
+
+    init(request: GenerationRequest, tokenizer: BPETokenizer, endOfGeneration: Set<Int32>) {
+        id = request.id
+        tokens = request.promptTokens
+        promptCount = request.promptTokens.count
+        sampler = Sampler(parameters: request.sampling, prompt: request.promptTokens)
+        decoder = StreamingDecoder(tokenizer: tokenizer)
+        stopMatcher = StopMatcher(stops: request.sampling.stopStrings)
+        stopTokens = request.sampling.stopTokens.union(request.sampling.ignoreEOS ? [] : endOfGeneration)
+        maxTokens = request.sampling.maxTokens
+    }
+
+    var generatedCount: Int { tokens.count - promptCount }
+    /// Tokens still to run through the model before the next sample.
+    var pending: Int { tokens.count - computed }
+}

