@@ -45,11 +45,6 @@ struct ByteCursor {
         guard let s = decodeUTF8(utf8) else { throw .invalidString(what: what(), offset: at) }
         return s
     }
-
-    mutating func skip(_ count: Int, _ what: @autoclosure () -> String) throws(GGUFError) {
-        guard count >= 0, remaining >= count else { throw .truncated(what: what(), offset: offset) }
-        offset += count
-    }
 }
 
 /// Validating decode: invalid UTF-8 is a file error rather than being silently repaired.

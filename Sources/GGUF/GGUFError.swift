@@ -49,9 +49,13 @@ public enum GGUFError: Error, CustomStringConvertible, Equatable {
         case .notGGUF(let magic):
             "not a GGUF file: magic at offset 0 is \(hex(magic)) (expected 0x46554747, \"GGUF\")"
         case .unsupportedVersion(let v):
-            v == 1
-                ? "GGUF version 1 at offset 4 is not supported (32-bit counts); re-convert the model to v3"
-                : "GGUF version \(v) at offset 4 is not supported (expected 2 or 3)"
+            if v == 1 {
+                "GGUF version 1 at offset 4 is not supported (32-bit counts); re-convert the model to v3"
+            } else if (2...3).contains(v.byteSwapped) {
+                "GGUF version \(v) at offset 4 is not supported: this looks like a big-endian GGUF file"
+            } else {
+                "GGUF version \(v) at offset 4 is not supported (expected 2 or 3)"
+            }
         case .truncated(let what, let offset):
             "GGUF file truncated: \(what) at offset \(offset) runs past the end of the file"
         case .countTooLarge(let what, let count, let offset, let remaining):
