@@ -43,6 +43,22 @@ struct ReferenceFixtureTests {
         }
     }
 
+    @Test func concurrentEncodingAgrees() async {
+        // Callers share the word cache; parallel encoders must not see each other's partial state.
+        let entries = fixture.entries, tokenizer = self.tokenizer
+        let failures = await withTaskGroup(of: Int.self) { group in
+            for _ in 0..<4 {
+                group.addTask {
+                    var bad = 0
+                    for entry in entries.shuffled() where tokenizer.encode(entry.text) != entry.ids { bad += 1 }
+                    return bad
+                }
+            }
+            return await group.reduce(0, +)
+        }
+        #expect(failures == 0)
+    }
+
     @Test func decodeRoundTrips() {
         for entry in fixture.entries {
             let expected = entry.decoded ?? entry.text

@@ -82,6 +82,16 @@ import Testing
         #expect(tokenizer.vocabularySize == V.tokens.count)
     }
 
+    @Test func llama3UsesWholeWordsFromVocabulary() throws {
+        // "xyz" is a token no merge produces: Llama 3 (ignore_merges) takes it whole, GPT-2 spells it out.
+        let tokens = (0..<256).map { ByteLevel.encode([UInt8($0)]) } + ["xyz", "Ġxyz"]
+        func make(_ pre: PreTokenizer) throws -> BPETokenizer {
+            try BPETokenizer(tokens: tokens, merges: [], tokenTypes: [], preTokenizer: pre, bosID: nil, eosID: nil, addBOS: false)
+        }
+        #expect(try make(.llama3).encode("xyz xyz") == [256, 257])
+        #expect(try make(.gpt2).encode("xyz") == Array("xyz".utf8).map { Int32(tokens.firstIndex(of: ByteLevel.encode([$0]))!) })
+    }
+
     @Test func invalidInputsThrow() {
         #expect(throws: TokenizerError.emptyVocabulary) {
             try BPETokenizer(tokens: [], merges: [], tokenTypes: [], preTokenizer: .gpt2, bosID: nil, eosID: nil, addBOS: false)
