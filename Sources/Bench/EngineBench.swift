@@ -1,6 +1,7 @@
 import Engine
 import Foundation
 import Kernels
+import MemPool
 import Model
 
 /// `memserve bench engine`: llama-bench-shaped throughput of the forward pass (pp512 and
@@ -39,15 +40,15 @@ public enum EngineBench {
         let maxBatch = batches.max() ?? 1
         let blocksNeeded = max(layout.blocks(forTokens: promptTokens + 1),
                                maxBatch * layout.blocks(forTokens: contextPerSequence + decodeSteps + 1))
-        let pool = loaded.makeMemPool(hotBlocks: blocksNeeded)
-        let kv = KVCacheView(base: pool.hotBase, blockCount: pool.hotBlockCount, layout: layout)
+        let pool = try loaded.makeMemPool(hotBlocks: blocksNeeded)
+        let kv = KVCacheView(base: pool.hotBase, blockCount: pool.hotBlocks, layout: layout)
         var random = RandomSource(seed: 7)
         func tokens(_ n: Int) -> [Int32] { (0..<n).map { _ in Int32(random.next() % UInt64(c.vocabularySize)) } }
 
         // Prefill: one prompt, chunked by the model's batch capacity like the scheduler would.
         progress("prefill \(promptTokens) tokens")
         let prompt = tokens(promptTokens)
-        let table = pool.allocate(layout.blocks(forTokens: promptTokens))!
+        let table = pool.allocate(layout.blocks(forTokens: promptTokens))!.map(\.rawValue)
         var times: [Double] = []
         for _ in 0..<(repeats + 1) {
             let start = DispatchTime.now().uptimeNanoseconds
@@ -61,7 +62,7 @@ public enum EngineBench {
             }
             times.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
         }
-        pool.release(table)
+        pool.release(table.map { BlockID(rawValue: $0) })
         let prefillSeconds = median(Array(times.dropFirst()))
 
         // Decode: `b` sequences with `contextPerSequence` tokens of context, then steps of b tokens.
@@ -71,7 +72,7 @@ public enum EngineBench {
             var tables: [[Int32]] = []
             var batch = ForwardBatch()
             for _ in 0..<b {
-                let t = pool.allocate(layout.blocks(forTokens: contextPerSequence + decodeSteps + 1))!
+                let t = pool.allocate(layout.blocks(forTokens: contextPerSequence + decodeSteps + 1))!.map(\.rawValue)
                 tables.append(t)
                 batch.removeAll()
                 batch.add(tokens: tokens(contextPerSequence), startPosition: 0, blockTable: t, wantsLogits: false)
@@ -89,7 +90,7 @@ public enum EngineBench {
             }
             let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
             decode[String(b)] = Double(b * decodeSteps) / seconds
-            for t in tables { pool.release(t) }
+            for t in tables { pool.release(t.map { BlockID(rawValue: $0) }) }
         }
 
         progress("calibrating sgemm and memory bandwidth")

@@ -8,19 +8,26 @@ import Tokenizer
 /// Everything loaded from one model file: weights, tokenizer, chat template, and the thread
 /// pool the forward pass runs on.
 public final class LoadedModel: @unchecked Sendable {
-    public let path: String
     public let file: GGUFFile
     public let transformer: Transformer
     public let tokenizer: BPETokenizer
     public let chatTemplate: ChatTemplate
     public let pool: ThreadPool
     /// Model name for APIs: the file name without extension.
-    public var name: String { ((path as NSString).lastPathComponent as NSString).deletingPathExtension }
+    public let name: String
 
-    public init(path: String, options: ModelOptions = ModelOptions(), threads: Int = ProcessInfo.processInfo.activeProcessorCount) throws {
-        self.path = path
+    public convenience init(path: String, options: ModelOptions = ModelOptions(),
+                            threads: Int = ProcessInfo.processInfo.activeProcessorCount) throws {
         let file: GGUFFile
         do { file = try GGUFFile(path: path) } catch { throw ModelError.file(error) }
+        try self.init(file: file, name: ((path as NSString).lastPathComponent as NSString).deletingPathExtension,
+                      options: options, threads: threads)
+    }
+
+    /// Loads from an open file (e.g. a synthetic model built in memory).
+    public init(file: GGUFFile, name: String, options: ModelOptions = ModelOptions(),
+                threads: Int = ProcessInfo.processInfo.activeProcessorCount) throws {
+        self.name = name
         self.file = file
         BLAS.setThreads(1)
         pool = ThreadPool(threadCount: threads)
@@ -30,8 +37,8 @@ public final class LoadedModel: @unchecked Sendable {
     }
 
     /// A MemPool whose hot tier holds `blocks` KV blocks of this model's layout.
-    public func makeMemPool(hotBlocks: Int, coldBlocks: Int = 0) -> MemPool {
-        MemPool(config: MemPoolConfig(blockTokens: transformer.kvLayout.blockTokens,
+    public func makeMemPool(hotBlocks: Int, coldBlocks: Int = 0) throws(MemPoolError) -> MemPool {
+        try MemPool(MemPoolConfig(blockTokens: transformer.kvLayout.blockTokens,
                                       blockBytes: transformer.kvLayout.blockBytes,
                                       hotBlocks: hotBlocks, coldBlocks: coldBlocks))
     }

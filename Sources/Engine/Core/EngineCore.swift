@@ -42,7 +42,7 @@ public final class EngineCore {
         config.tokenBudget = min(config.tokenBudget, model.options.maxBatchTokens)
         config.maxRunning = min(config.maxRunning, model.options.maxLogitRows)
         self.configuration = config
-        kvView = KVCacheView(base: memPool.hotBase, blockCount: memPool.hotBlockCount, layout: model.kvLayout)
+        kvView = KVCacheView(base: memPool.hotBase, blockCount: memPool.hotBlocks, layout: model.kvLayout)
         endOfGeneration = tokenizer.endOfGenerationIDs
     }
 
@@ -62,7 +62,7 @@ public final class EngineCore {
             throw .model(.invalidToken(bad, vocabularySize: vocab))
         }
         let needed = model.kvLayout.blocks(forTokens: request.promptTokens.count + 1)
-        if needed > memPool.hotBlockCount { throw .kvCacheTooSmall(needed: needed, capacity: memPool.hotBlockCount) }
+        if needed > memPool.hotBlocks { throw .kvCacheTooSmall(needed: needed, capacity: memPool.hotBlocks) }
         if running.contains(where: { $0.id == request.id }) || waiting.contains(where: { $0.id == request.id }) {
             throw .duplicateRequest(request.id)
         }
@@ -156,7 +156,7 @@ public final class EngineCore {
         let needed = model.kvLayout.blocks(forTokens: tokens) - s.blocks.count
         if needed <= 0 { return true }
         guard let new = memPool.allocate(needed) else { return false }
-        s.blocks.append(contentsOf: new)
+        s.blocks.append(contentsOf: new.lazy.map(\.rawValue))
         return true
     }
 
@@ -170,8 +170,7 @@ public final class EngineCore {
             return false
         }
         let victim = running.remove(at: victimIndex)
-        memPool.release(victim.blocks)
-        victim.blocks.removeAll()
+        releaseBlocks(of: victim)
         victim.computed = 0
         victim.cachedTokens = 0
         waiting.insert(victim, at: 0)
@@ -215,8 +214,10 @@ public final class EngineCore {
         running.removeAll { $0 === s }
     }
 
-    private func release(_ s: SequenceState) {
-        memPool.release(s.blocks)
+    private func release(_ s: SequenceState) { releaseBlocks(of: s) }
+
+    private func releaseBlocks(of s: SequenceState) {
+        memPool.release(s.blocks.map { BlockID(rawValue: $0) })
         s.blocks.removeAll()
     }
 }

@@ -1,0 +1,142 @@
+import GGUF
+import Kernels
+import MemPool
+import Model
+import Testing
+import Tokenizer
+@testable import Engine
+
+/// The scheduler on a tiny random-weight model: batching, preemption and aborts must not
+/// change what a request produces, and must give every block back.
+@Suite("Continuous batching engine")
+struct EngineCoreTests {
+    static let loaded: LoadedModel = {
+        var options = ModelOptions()
+        options.maxBatchTokens = 64
+        options.maxContext = 256
+        options.maxLogitRows = 16
+        return try! LoadedModel(file: GGUFFile(bytes: SyntheticModel.gguf()), name: "synthetic", options: options, threads: 2)
+    }()
+
+    static func engine(blocks: Int, budget: Int = 64) -> EngineCore {
+        var config = SchedulerConfiguration()
+        config.tokenBudget = budget
+        return EngineCore(model: loaded.transformer, tokenizer: loaded.tokenizer,
+                          memPool: try! loaded.makeMemPool(hotBlocks: blocks), configuration: config)
+    }
+
+    static func request(_ id: RequestID, promptLength: Int, maxTokens: Int = 12) -> GenerationRequest {
+        var p = SamplingParameters.greedy
+        p.maxTokens = maxTokens
+        p.ignoreEOS = true
+        let prompt = (0..<promptLength).map { Int32(3 + (Int($0) * 31 + Int(id) * 17) % 250) }
+        return GenerationRequest(id: id, promptTokens: prompt, sampling: p)
+    }
+
+    /// Runs until idle; returns each request's generated tokens and finish reason.
+    static func drain(_ engine: EngineCore) throws -> [RequestID: (tokens: [Int32], finish: FinishReason?)] {
+        var result: [RequestID: (tokens: [Int32], finish: FinishReason?)] = [:]
+        var steps = 0
+        while engine.hasWork {
+            for out in try engine.step() {
+                var r = result[out.id] ?? ([], nil)
+                if let t = out.token { r.tokens.append(t) }
+                r.finish = out.finishReason
+                result[out.id] = r
+            }
+            steps += 1
+            precondition(steps < 10_000, "engine made no progress")
+        }
+        return result
+    }
+
+    @Test("requests batched together produce what they produce alone")
+    func batchingInvariance() throws {
+        let requests = [Self.request(1, promptLength: 5), Self.request(2, promptLength: 40),
+                        Self.request(3, promptLength: 90), Self.request(4, promptLength: 17)]
+        var alone: [RequestID: [Int32]] = [:]
+        for r in requests {
+            let e = Self.engine(blocks: 64)
+            try e.add(r)
+            alone[r.id] = try Self.drain(e)[r.id]!.tokens
+        }
+        let e = Self.engine(blocks: 64, budget: 32)
+        for r in requests { try e.add(r) }
+        let together = try Self.drain(e)
+        for r in requests {
+            #expect(together[r.id]!.tokens == alone[r.id]!, "request \(r.id)")
+            #expect(together[r.id]!.finish == .length)
+            #expect(together[r.id]!.tokens.count == 12)
+        }
+        #expect(e.memPool.stats.hot.used == 0)
+    }
+
+    @Test("running out of KV blocks preempts and recomputes without changing output")
+    func preemption() throws {
+        let requests = (1...6).map { Self.request(RequestID($0), promptLength: 20 + $0 * 7, maxTokens: 20) }
+        let roomy = Self.engine(blocks: 128)
+        for r in requests { try roomy.add(r) }
+        let expected = try Self.drain(roomy)
+        // 12 blocks hold ~4 sequences of this size: the rest must wait or be preempted.
+        let tight = Self.engine(blocks: 12, budget: 48)
+        for r in requests { try tight.add(r) }
+        let got = try Self.drain(tight)
+        for r in requests { #expect(got[r.id]!.tokens == expected[r.id]!.tokens, "request \(r.id)") }
+        #expect(tight.memPool.stats.hot.used == 0)
+    }
+
+    @Test("abort frees the request's blocks and others continue")
+    func abort() throws {
+        let e = Self.engine(blocks: 64)
+        try e.add(Self.request(1, promptLength: 30, maxTokens: 50))
+        try e.add(Self.request(2, promptLength: 10, maxTokens: 5))
+        _ = try e.step()
+        _ = try e.step()
+        #expect(e.abort(1))
+        #expect(!e.abort(99))
+        let rest = try Self.drain(e)
+        #expect(rest[1] == nil)
+        #expect(rest[2]!.finish == .length)
+        #expect(e.memPool.stats.hot.used == 0)
+    }
+
+    @Test("requests that can never run are refused up front")
+    func admissionErrors() throws {
+        let e = Self.engine(blocks: 8)
+        #expect(throws: EngineError.emptyPrompt) { try e.add(GenerationRequest(id: 1, promptTokens: [], sampling: .greedy)) }
+        #expect(throws: EngineError.self) { try e.add(Self.request(2, promptLength: 300)) }
+        var bad = Self.request(3, promptLength: 4)
+        bad.sampling.topP = 2
+        #expect(throws: EngineError.self) { try e.add(bad) }
+        bad = Self.request(4, promptLength: 4)
+        bad.promptTokens[0] = 100_000
+        #expect(throws: EngineError.self) { try e.add(bad) }
+        // 8 blocks x 16 tokens cannot hold a 200-token prompt.
+        #expect(throws: EngineError.kvCacheTooSmall(needed: 13, capacity: 8)) { try e.add(Self.request(5, promptLength: 200)) }
+        try e.add(Self.request(6, promptLength: 4, maxTokens: 2))
+        #expect(throws: EngineError.duplicateRequest(6)) { try e.add(Self.request(6, promptLength: 4)) }
+        #expect(try Self.drain(e)[6]!.tokens.count == 2)
+    }
+
+    @Test("stop strings end generation and are not emitted")
+    func stopStrings() throws {
+        let e = Self.engine(blocks: 32)
+        var r = Self.request(1, promptLength: 8, maxTokens: 40)
+        try e.add(r)
+        var text = ""
+        while e.hasWork { for o in try e.step() { text += o.text } }
+        // Stop at a 2-character string that occurs in the free-running output.
+        let chars = Array(text)
+        guard chars.count >= 6 else { return }
+        let stop = String(chars[3...4])
+        let e2 = Self.engine(blocks: 32)
+        r.sampling.stopStrings = [stop]
+        try e2.add(r)
+        var stopped = ""
+        var finish: FinishReason?
+        while e2.hasWork { for o in try e2.step() { stopped += o.text; finish = o.finishReason ?? finish } }
+        #expect(finish == .stop)
+        #expect(!stopped.contains(stop))
+        #expect(text.hasPrefix(stopped))
+    }
+}
