@@ -43,8 +43,8 @@ public enum KernelBench {
         let y = UnsafeMutablePointer<Float>.allocate(capacity: batch * rows)
         defer { x.deallocate(); y.deallocate() }
         var next = 0
-        let callsPerRep = max(1, min(copies, 64))
-        let t = bestTime(minimumSeconds: 0.25) {
+        let callsPerRep = max(1, min(copies, 8))
+        let t = bestTime(minimumSeconds: 0.25, repetitions: 20) {
             for _ in 0..<callsPerRep {
                 let w = QuantizedMatrix(format: format, rows: rows, cols: cols, base: data + next * bytes)
                 Kernels.quantizedMatMul(w, x: x, xStride: cols, batch: batch, y: y, yStride: rows, pool: pool)
@@ -68,8 +68,8 @@ public enum KernelBench {
         BLAS.setThreads(blasThreads ?? 1)
         defer { BLAS.setThreads(1) }
         var next = 0
-        let callsPerRep = max(1, min(copies, 64))
-        let t = bestTime(minimumSeconds: 0.25) {
+        let callsPerRep = max(1, min(copies, 8))
+        let t = bestTime(minimumSeconds: 0.25, repetitions: 20) {
             for _ in 0..<callsPerRep {
                 let wb = w + next * rows * cols
                 // y[batch×rows] = x[batch×cols] · Wᵀ, W stored [rows×cols] as in GGUF.
@@ -94,20 +94,6 @@ public enum KernelBench {
             for _ in 0..<iterations { pool.run { t in sink[64 * t] &+= 1 } }
         }
         return t / Double(iterations)
-    }
-
-    /// Wall time in seconds of one `ThreadPool.run` after the workers have parked (idle for
-    /// longer than their spin time): the cost of the first job after a pause.
-    public static func poolWakeLatency(pool: ThreadPool, idleMicroseconds: Int = 2000, samples: Int = 50) -> Double {
-        var best = Double.infinity
-        for _ in 0..<samples {
-            let until = monotonicNanoseconds() + UInt64(idleMicroseconds) * 1000
-            while monotonicNanoseconds() < until { sched_yield() }
-            let t0 = monotonicNanoseconds()
-            pool.run { _ in }
-            best = min(best, Double(monotonicNanoseconds() - t0) * 1e-9)
-        }
-        return best
     }
 
     /// A rows×cols matrix of random weights in `format`: sane scales (no inf/NaN), uniform

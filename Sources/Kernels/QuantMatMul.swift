@@ -31,7 +31,8 @@ public func quantizedMatMul(
 
 /// `quantizedMatMul` over all rows of `w`, split across the pool's threads.
 ///
-/// Slices are multiples of 16 rows so that no two threads write the same cache line of `y`.
+/// Slices are multiples of 16 rows so that no two threads write the same cache line of `y`
+/// (for the usual 64-byte-aligned `y`).
 public func quantizedMatMul(
     _ w: QuantizedMatrix,
     x: UnsafePointer<Float>, xStride: Int, batch: Int,
@@ -44,8 +45,11 @@ public func quantizedMatMul(
         return
     }
     let groups = (w.rows + 15) / 16
-    pool.run { t in
-        let g = ThreadPool.split(groups, part: t, of: n)
+    // Big matrices get a few parts per thread, so a thread slowed by another process on its
+    // core hands its remaining parts to the others; small ones are not worth the claims.
+    let parts = min(groups, w.rows * w.cols * batch >= 1 << 20 ? 4 * n : n)
+    pool.run(parts: parts) { t in
+        let g = ThreadPool.split(groups, part: t, of: parts)
         let r = (g.lowerBound * 16)..<min(w.rows, g.upperBound * 16)
         quantizedMatMul(w, x: x, xStride: xStride, batch: batch, y: y, yStride: yStride, rows: r)
     }

@@ -21,6 +21,23 @@ import Kernels
         for t in 0..<threads { #expect(counts[64 * t] == iterations) }
     }
 
+    /// More parts than threads, with uneven part durations so that parts migrate between
+    /// threads: still each part exactly once per run.
+    @Test func partsClaimedExactlyOnce() {
+        let pool = ThreadPool(threadCount: 3)
+        let parts = 7
+        let counts = UnsafeMutablePointer<Int>.allocate(capacity: 64 * parts)
+        counts.initialize(repeating: 0, count: 64 * parts)
+        defer { counts.deallocate() }
+        for i in 0..<2_000 {
+            pool.run(parts: parts) { p in
+                if (i + p) % 97 == 0 { usleep(50) }
+                counts[64 * p] += 1
+            }
+        }
+        for p in 0..<parts { #expect(counts[64 * p] == 2_000) }
+    }
+
     /// Runs after the workers have parked (no spinning) still reach every index once.
     @Test func wakesParkedWorkers() {
         let pool = ThreadPool(threadCount: 3, spinMicroseconds: 0)
