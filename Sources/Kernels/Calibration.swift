@@ -9,7 +9,7 @@ public enum Calibration {
         BLAS.setThreads(1)
         let n = size
         let a = randomFloats(n * n, seed: 1), b = randomFloats(n * n, seed: 2)
-        let c = UnsafeMutablePointer<Float>.allocate(capacity: n * n)
+        let c = alignedFloats(n * n)
         defer { a.deallocate(); b.deallocate(); c.deallocate() }
         let once = {
             parallelSgemm(pool: pool, m: n, n: n, k: n, a: a, lda: n, b: b, ldb: n, c: c, ldc: n)
@@ -22,7 +22,7 @@ public enum Calibration {
     /// slice of a buffer far larger than the last-level cache with SIMD loads.
     public static func memoryReadGBps(pool: ThreadPool, megabytes: Int = 512) -> Double {
         let count = megabytes << 18 // floats
-        let buf = UnsafeMutablePointer<Float>.allocate(capacity: count)
+        let buf = alignedFloats(count)
         defer { buf.deallocate() }
         // Touch every page (in parallel) so the measurement does not include page faults.
         pool.run { t in
@@ -85,9 +85,16 @@ func bestTime(minimumSeconds: Double, repetitions: Int = 5, _ body: () -> Void) 
     return best
 }
 
-/// Uniform floats in [-1, 1) from a fixed-seed generator (deterministic benchmarks).
+/// `n` uninitialized floats on a 64-byte boundary (whole-cache-line vector loads).
+/// Deallocate with `deallocate()`.
+func alignedFloats(_ n: Int) -> UnsafeMutablePointer<Float> {
+    UnsafeMutableRawPointer.allocate(byteCount: 4 * max(n, 1), alignment: 64).bindMemory(to: Float.self, capacity: n)
+}
+
+/// Uniform floats in [-1, 1) from a fixed-seed generator (deterministic benchmarks), 64-byte
+/// aligned.
 func randomFloats(_ n: Int, seed: UInt64) -> UnsafeMutablePointer<Float> {
-    let p = UnsafeMutablePointer<Float>.allocate(capacity: n)
+    let p = alignedFloats(n)
     var rng = SplitMix64(seed: seed)
     for i in 0..<n { p[i] = Float(Int32(truncatingIfNeeded: rng.next() >> 32)) * (1 / 2_147_483_648) }
     return p

@@ -40,7 +40,7 @@ public enum KernelBench {
         let data = randomWeights(format, rows: rows * copies, cols: cols, seed: 7)
         defer { data.deallocate() }
         let x = randomFloats(batch * cols, seed: 3)
-        let y = UnsafeMutablePointer<Float>.allocate(capacity: batch * rows)
+        let y = alignedFloats(batch * rows)
         defer { x.deallocate(); y.deallocate() }
         var next = 0
         let callsPerRep = max(1, min(copies, 8))
@@ -63,7 +63,7 @@ public enum KernelBench {
         let copies = cold ? max(1, (96 << 20) / bytes + 1) : 1
         let w = randomFloats(rows * cols * copies, seed: 5)
         let x = randomFloats(batch * cols, seed: 3)
-        let y = UnsafeMutablePointer<Float>.allocate(capacity: batch * rows)
+        let y = alignedFloats(batch * rows)
         defer { w.deallocate(); x.deallocate(); y.deallocate() }
         BLAS.setThreads(blasThreads ?? 1)
         defer { BLAS.setThreads(1) }
