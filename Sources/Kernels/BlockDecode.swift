@@ -1,0 +1,160 @@
+// Per-format decoding of 32 consecutive weights into two SIMD16<Float> halves.
+//
+// Every kernel (mat-mul, dequantize) is generic over a decoder so that one loop structure
+// serves all six formats; the generic functions are specialized per format inside this
+// module, so the decoders inline into the hot loops.
+//
+// The element-wise conversions are written as subscript loops on purpose: the stdlib's
+// SIMD-to-SIMD conversion initializers are generic and not inlinable, so at -O they become
+// calls per vector, whereas these loops lower to single vpmovzxbd / vcvtdq2ps /
+// vcvtph2ps instructions (checked with -emit-assembly).
+
+/// Decodes the weights of one "chunk" of 32 columns.
+@usableFromInline
+protocol ChunkDecoder {
+    /// Bytes that hold 32 consecutive weights of a row.
+    static var chunkBytes: Int { get }
+    /// Columns [0, 16) and [16, 32) of the chunk at `p`, as exact floats of the format's value.
+    static func decode(_ p: UnsafeRawPointer) -> (SIMD16<Float>, SIMD16<Float>)
+    /// Weight `i` of a row stored at `p`, for the column tail of plain float formats whose
+    /// `cols` is not a multiple of 32 (block formats never have a tail).
+    static func scalar(_ p: UnsafeRawPointer, _ i: Int) -> Float
+}
+
+@inline(__always) @usableFromInline
+func widenU8(_ v: SIMD16<UInt8>) -> SIMD16<Int32> {
+    var r = SIMD16<Int32>()
+    for i in 0..<16 { r[i] = Int32(truncatingIfNeeded: v[i]) }
+    return r
+}
+
+@inline(__always) @usableFromInline
+func widenS8(_ v: SIMD16<Int8>) -> SIMD16<Int32> {
+    var r = SIMD16<Int32>()
+    for i in 0..<16 { r[i] = Int32(truncatingIfNeeded: v[i]) }
+    return r
+}
+
+@inline(__always) @usableFromInline
+func toFloat(_ v: SIMD16<Int32>) -> SIMD16<Float> {
+    var r = SIMD16<Float>()
+    for i in 0..<16 { r[i] = Float(v[i]) }
+    return r
+}
+
+@inline(__always) @usableFromInline
+func halfLoad(_ p: UnsafeRawPointer, _ offset: Int = 0) -> Float {
+    Float(Float16(bitPattern: p.loadUnaligned(fromByteOffset: offset, as: UInt16.self)))
+}
+
+@inline(__always) @usableFromInline
+func load16(_ p: UnsafeRawPointer, _ offset: Int = 0) -> SIMD16<Float> {
+    p.loadUnaligned(fromByteOffset: offset, as: SIMD16<Float>.self)
+}
+
+@inline(__always) @usableFromInline
+func store16(_ v: SIMD16<Float>, _ p: UnsafeMutableRawPointer, _ offset: Int = 0) {
+    p.storeBytes(of: v, toByteOffset: offset, as: SIMD16<Float>.self)
+}
+
+/// Sum of the 16 lanes, as a tree (the stdlib's `sum()` is a scalar loop).
+@inline(__always) @usableFromInline
+func hsum(_ v: SIMD16<Float>) -> Float {
+    let a = v.lowHalf + v.highHalf
+    let b = a.lowHalf + a.highHalf
+    let c = b.lowHalf + b.highHalf
+    return c[0] + c[1]
+}
+
+@usableFromInline enum DecodeF32: ChunkDecoder {
+    @usableFromInline static var chunkBytes: Int { 128 }
+    @inline(__always) @usableFromInline
+    static func decode(_ p: UnsafeRawPointer) -> (SIMD16<Float>, SIMD16<Float>) {
+        (load16(p), load16(p, 64))
+    }
+    @inline(__always) @usableFromInline
+    static func scalar(_ p: UnsafeRawPointer, _ i: Int) -> Float {
+        p.loadUnaligned(fromByteOffset: 4 * i, as: Float.self)
+    }
+}
+
+@usableFromInline enum DecodeF16: ChunkDecoder {
+    @usableFromInline static var chunkBytes: Int { 64 }
+    @inline(__always) @usableFromInline
+    static func half16(_ v: SIMD16<UInt16>) -> SIMD16<Float> {
+        var r = SIMD16<Float>()
+        for i in 0..<16 { r[i] = Float(Float16(bitPattern: v[i])) }
+        return r
+    }
+    @inline(__always) @usableFromInline
+    static func decode(_ p: UnsafeRawPointer) -> (SIMD16<Float>, SIMD16<Float>) {
+        (half16(p.loadUnaligned(as: SIMD16<UInt16>.self)),
+         half16(p.loadUnaligned(fromByteOffset: 32, as: SIMD16<UInt16>.self)))
+    }
+    @inline(__always) @usableFromInline
+    static func scalar(_ p: UnsafeRawPointer, _ i: Int) -> Float { halfLoad(p, 2 * i) }
+}
+
+@usableFromInline enum DecodeBF16: ChunkDecoder {
+    @usableFromInline static var chunkBytes: Int { 64 }
+    @inline(__always) @usableFromInline
+    static func bf16(_ v: SIMD16<UInt16>) -> SIMD16<Float> {
+        var r = SIMD16<UInt32>()
+        for i in 0..<16 { r[i] = UInt32(v[i]) }
+        return unsafeBitCast(r &<< 16, to: SIMD16<Float>.self)
+    }
+    @inline(__always) @usableFromInline
+    static func decode(_ p: UnsafeRawPointer) -> (SIMD16<Float>, SIMD16<Float>) {
+        (bf16(p.loadUnaligned(as: SIMD16<UInt16>.self)),
+         bf16(p.loadUnaligned(fromByteOffset: 32, as: SIMD16<UInt16>.self)))
+    }
+    @inline(__always) @usableFromInline
+    static func scalar(_ p: UnsafeRawPointer, _ i: Int) -> Float {
+        bf16ToFloat(p.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self))
+    }
+}
+
+@usableFromInline enum DecodeQ8_0: ChunkDecoder {
+    @usableFromInline static var chunkBytes: Int { 34 }
+    @inline(__always) @usableFromInline
+    static func decode(_ p: UnsafeRawPointer) -> (SIMD16<Float>, SIMD16<Float>) {
+        let d = SIMD16<Float>(repeating: halfLoad(p))
+        let lo = toFloat(widenS8(p.loadUnaligned(fromByteOffset: 2, as: SIMD16<Int8>.self)))
+        let hi = toFloat(widenS8(p.loadUnaligned(fromByteOffset: 18, as: SIMD16<Int8>.self)))
+        return (lo * d, hi * d)
+    }
+    @inline(__always) @usableFromInline
+    static func scalar(_ p: UnsafeRawPointer, _ i: Int) -> Float { fatalError("block formats have no tail") }
+}
+
+@usableFromInline enum DecodeQ4_0: ChunkDecoder {
+    @usableFromInline static var chunkBytes: Int { 18 }
+    @inline(__always) @usableFromInline
+    static func decode(_ p: UnsafeRawPointer) -> (SIMD16<Float>, SIMD16<Float>) {
+        let dv = halfLoad(p)
+        let d = SIMD16<Float>(repeating: dv)
+        // fma(q, d, -8d) rounds d·(q-8) exactly once, like the reference: -8d is exact.
+        let off = SIMD16<Float>(repeating: -8 * dv)
+        let q = widenU8(p.loadUnaligned(fromByteOffset: 2, as: SIMD16<UInt8>.self))
+        let lo = toFloat(q & 0xF), hi = toFloat(q &>> 4)
+        return (off.addingProduct(lo, d), off.addingProduct(hi, d))
+    }
+    @inline(__always) @usableFromInline
+    static func scalar(_ p: UnsafeRawPointer, _ i: Int) -> Float { fatalError("block formats have no tail") }
+}
+
+@usableFromInline enum DecodeQ4_1: ChunkDecoder {
+    @usableFromInline static var chunkBytes: Int { 20 }
+    @inline(__always) @usableFromInline
+    static func decode(_ p: UnsafeRawPointer) -> (SIMD16<Float>, SIMD16<Float>) {
+        // Folding the min into the dequantized weight (d·q + m) costs two FMAs per block that
+        // the whole batch shares, and needs no per-call Σx scratch for the m·Σx term.
+        let d = SIMD16<Float>(repeating: halfLoad(p))
+        let m = SIMD16<Float>(repeating: halfLoad(p, 2))
+        let q = widenU8(p.loadUnaligned(fromByteOffset: 4, as: SIMD16<UInt8>.self))
+        let lo = toFloat(q & 0xF), hi = toFloat(q &>> 4)
+        return (m.addingProduct(lo, d), m.addingProduct(hi, d))
+    }
+    @inline(__always) @usableFromInline
+    static func scalar(_ p: UnsafeRawPointer, _ i: Int) -> Float { fatalError("block formats have no tail") }
+}
