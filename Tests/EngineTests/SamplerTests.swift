@@ -26,8 +26,9 @@ struct SamplerTests {
         p.seed = 1234
         p.temperature = 1.5
         let logits = (0..<100).map { Float($0 % 7) * 0.3 }
+        let fixed = p
         func draws() -> [Int32] {
-            var s = Sampler(parameters: p, prompt: [])
+            var s = Sampler(parameters: fixed, prompt: [])
             return (0..<50).map { _ in var l = logits; return l.withUnsafeMutableBufferPointer { s.sample($0) } }
         }
         #expect(draws() == draws())
