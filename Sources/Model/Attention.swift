@@ -23,12 +23,12 @@ extension Transformer {
     /// Decode-shaped sequences: one work item per (sequence, KV head), spread over the pool.
     func directAttention(_ batch: ForwardBatch, layer: Int, kv: KVCacheView) {
         let c = configuration, layout = kvLayout
-        let hd = c.headDim, Q = c.qDim, KV = c.kvDim, bt = layout.blockTokens
+        let hd = c.headDim, Q = c.qDim, KV = c.kvDim, S = Q + 2 * KV, bt = layout.blockTokens
         let group = c.headCount / c.kvHeadCount
         let kvHeads = c.kvHeadCount
         let kOff = layout.keyOffset(layer: layer), vOff = layout.valueOffset(layer: layer)
         let scale = 1 / Float(hd).squareRoot()
-        let q = ws.q, att = ws.att
+        let qkv = ws.qkv, att = ws.att
         let threads = pool.threadCount
         let sequences = batch.sequences
         let items = sequences.count * kvHeads
@@ -46,7 +46,7 @@ extension Transformer {
                         let row = s.tokens.lowerBound + j
                         let len = s.startPosition + j + 1
                         for h in kvh * group..<(kvh + 1) * group {
-                            let qv = q + row * Q + h * hd
+                            let qv = qkv + row * S + h * hd
                             // scores[t] = q · K[t] / √d over the blocks holding 0..<len
                             var pos = 0
                             var b = 0
@@ -81,7 +81,7 @@ extension Transformer {
     /// S = Q·Kᵀ, causal softmax, O = S·V through GEMM.
     func gatheredAttention(_ s: SequenceSlice, layer: Int, kv: KVCacheView) {
         let c = configuration, layout = kvLayout
-        let hd = c.headDim, Q = c.qDim, KV = c.kvDim, bt = layout.blockTokens
+        let hd = c.headDim, Q = c.qDim, KV = c.kvDim, S = Q + 2 * KV, bt = layout.blockTokens
         let group = c.headCount / c.kvHeadCount
         let kOff = layout.keyOffset(layer: layer), vOff = layout.valueOffset(layer: layer)
         let ctx = s.endPosition
@@ -103,7 +103,7 @@ extension Transformer {
         let tiles = (n + tile - 1) / tile
         let items = c.headCount * tiles
         let scale = 1 / Float(hd).squareRoot()
-        let q = ws.q, att = ws.att, scoresFor = ws.scores
+        let qkv = ws.qkv, att = ws.att, scoresFor = ws.scores
         let threads = pool.threadCount
         let first = s.tokens.lowerBound, p0 = s.startPosition
         pool.run { t in
@@ -117,7 +117,7 @@ extension Transformer {
                 let width = p0 + r0 + rows  // keys visible to the last row of the tile
                 // scores[rows][width] = scale · Q[r0..][h] · K[0..<width][kvh]ᵀ
                 BLAS.sgemm(transB: true, m: rows, n: width, k: hd, alpha: scale,
-                           a: q + (first + r0) * Q + h * hd, lda: Q,
+                           a: qkv + (first + r0) * S + h * hd, lda: S,
                            b: gK + kvh * hd, ldb: KV, c: scores, ldc: width)
                 for i in 0..<rows {
                     let valid = p0 + r0 + i + 1
@@ -129,22 +129,6 @@ extension Transformer {
                 BLAS.sgemm(m: rows, n: hd, k: width, a: scores, lda: width,
                            b: gV + kvh * hd, ldb: KV, c: att + (first + r0) * Q + h * hd, ldc: Q)
             }
-        }
-    }
-
-    /// c[m][n] = a[m][k] · b[n][k]ᵀ, the n columns split over the pool, single-threaded BLAS each.
-    @inline(__always)
-    func gemmTransposedB(m: Int, n: Int, k: Int, a: UnsafePointer<Float>, lda: Int,
-                         b: UnsafePointer<Float>, ldb: Int, c: UnsafeMutablePointer<Float>, ldc: Int) {
-        let threads = pool.threadCount
-        pool.run { t in
-            // Slices aligned to 16 columns keep each thread's stores on whole cache lines.
-            let chunks = (n + 15) / 16
-            let part = ThreadPool.split(chunks, part: t, of: threads)
-            let lo = part.lowerBound * 16, hi = min(n, part.upperBound * 16)
-            if lo >= hi { return }
-            BLAS.sgemm(transB: true, m: m, n: hi - lo, k: k, a: a, lda: lda, b: b + lo * ldb, ldb: ldb,
-                       c: c + lo, ldc: ldc)
         }
     }
 }

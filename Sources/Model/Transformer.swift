@@ -79,8 +79,8 @@ public final class Transformer: @unchecked Sendable {
         try validate(batch, kv: kv)
         let c = configuration
         let T = batch.tokens.count
-        let D = c.hiddenSize, Q = c.qDim, KV = c.kvDim, F = c.intermediateSize
-        let x = ws.x, xn = ws.xn, q = ws.q, k = ws.k, v = ws.v, att = ws.att, gate = ws.gate, up = ws.up
+        let D = c.hiddenSize, F = c.intermediateSize
+        let x = ws.x, xn = ws.xn, qkv = ws.qkv, att = ws.att, gateUp = ws.gateUp, hidden = ws.hidden
 
         // x[T][D] = embedding rows
         batch.tokens.withUnsafeBufferPointer { toks in
@@ -93,24 +93,21 @@ public final class Transformer: @unchecked Sendable {
         for (l, w) in weights.layers.enumerated() {
             // xn[T][D] = rmsnorm(x)
             normRows(x, w.attentionNorm, xn, T)
-            // q[T][Q], k[T][KV], v[T][KV]
-            linear(xn, T, w.q, q)
-            linear(xn, T, w.k, k)
-            linear(xn, T, w.v, v)
+            // qkv[T][Q + 2·KV]
+            linear(xn, T, w.qkv, qkv)
             rotateAndStore(batch, layer: l, kv: kv)
             attention(batch, layer: l, kv: kv)
             // x += att · Woᵀ
             linear(att, T, w.o, xn)
             addRows(x, xn, T * D)
             normRows(x, w.ffnNorm, xn, T)
-            // gate[T][F] = silu(xn · Wgᵀ) * (xn · Wuᵀ)
-            linear(xn, T, w.gate, gate)
-            linear(xn, T, w.up, up)
+            // gateUp[T][2F] = xn · [Wg; Wu]ᵀ, hidden[T][F] = silu(gate) * up
+            linear(xn, T, w.gateUp, gateUp)
             parallelRows(T) { rows in
-                for i in rows { siluMul(gate + i * F, up + i * F, out: gate + i * F, F) }
+                for i in rows { siluMul(gateUp + i * 2 * F, gateUp + i * 2 * F + F, out: hidden + i * F, F) }
             }
-            // x += gate · Wdᵀ
-            linear(gate, T, w.down, xn)
+            // x += hidden · Wdᵀ
+            linear(hidden, T, w.down, xn)
             addRows(x, xn, T * D)
         }
 
@@ -132,17 +129,11 @@ public final class Transformer: @unchecked Sendable {
     @inline(__always)
     func linear(_ input: UnsafePointer<Float>, _ n: Int, _ w: Linear, _ out: UnsafeMutablePointer<Float>) {
         let rows = w.rows, cols = w.cols
-        let threads = pool.threadCount
         if n >= options.denseMinRows, let dense = w.dense {
-            gemmTransposedB(m: n, n: rows, k: cols, a: input, lda: cols, b: dense, ldb: cols,
+            parallelSgemm(pool: pool, transB: true, m: n, n: rows, k: cols, a: input, lda: cols, b: dense, ldb: cols,
                           c: out, ldc: rows)
         } else {
-            let m = w.quantized
-            pool.run { t in
-                let part = ThreadPool.split(rows, part: t, of: threads)
-                if part.isEmpty { return }
-                quantizedMatMul(m, x: input, xStride: cols, batch: n, y: out, yStride: rows, rows: part)
-            }
+            quantizedMatMul(w.quantized, x: input, xStride: cols, batch: n, y: out, yStride: rows, pool: pool)
         }
         if let bias = w.bias {
             for i in 0..<n { addInPlace(out + i * rows, bias, rows) }
@@ -179,11 +170,11 @@ public final class Transformer: @unchecked Sendable {
         }
     }
 
-    /// Applies RoPE to the new tokens' q and k rows and writes their k, v rows into the KV blocks.
+    /// Applies RoPE to the new tokens' q and k and writes their k, v into the KV blocks.
     func rotateAndStore(_ batch: ForwardBatch, layer: Int, kv: KVCacheView) {
         let c = configuration, layout = kvLayout
-        let Q = c.qDim, KV = c.kvDim, bt = layout.blockTokens
-        let q = ws.q, k = ws.k, v = ws.v
+        let Q = c.qDim, KV = c.kvDim, S = Q + 2 * KV, bt = layout.blockTokens
+        let qkv = ws.qkv
         let kOff = layout.keyOffset(layer: layer), vOff = layout.valueOffset(layer: layer)
         for s in batch.sequences {
             s.blockTable.withUnsafeBufferPointer { table in
@@ -191,12 +182,13 @@ public final class Transformer: @unchecked Sendable {
                     for j in rows {
                         let i = s.tokens.lowerBound + j
                         let pos = s.startPosition + j
-                        rope.apply(q + i * Q, heads: c.headCount, position: pos)
-                        rope.apply(k + i * KV, heads: c.kvHeadCount, position: pos)
+                        let q = qkv + i * S, k = q + Q, v = k + KV
+                        rope.apply(q, heads: c.headCount, position: pos)
+                        rope.apply(k, heads: c.kvHeadCount, position: pos)
                         let block = kv.block(table[pos / bt])
                         let slot = (pos % bt) * KV
-                        (block + kOff + slot).update(from: k + i * KV, count: KV)
-                        (block + vOff + slot).update(from: v + i * KV, count: KV)
+                        (block + kOff + slot).update(from: k, count: KV)
+                        (block + vOff + slot).update(from: v, count: KV)
                     }
                 }
             }

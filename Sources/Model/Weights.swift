@@ -12,24 +12,41 @@ public final class Linear: @unchecked Sendable {
     public let dense: UnsafeMutablePointer<Float>?
     /// `[rows]`, or nil.
     public let bias: UnsafeMutablePointer<Float>?
+    /// The packed rows when they were copied out of the file (fused projections), else nil.
+    private let ownedPacked: UnsafeMutableRawPointer?
     public var rows: Int { quantized.rows }
     public var cols: Int { quantized.cols }
 
-    init(quantized: QuantizedMatrix, makeDense: Bool, bias: [Float]?, pool: ThreadPool) {
-        self.quantized = quantized
-        if makeDense {
-            let d = UnsafeMutablePointer<Float>.allocate(capacity: quantized.rows * quantized.cols)
-            pool.run { t in
-                let r = ThreadPool.split(quantized.rows, part: t, of: pool.threadCount)
-                if r.isEmpty { return }
-                dequantize(quantized.format, quantized.row(r.lowerBound), d + r.lowerBound * quantized.cols,
-                           count: r.count * quantized.cols)
+    /// Several projections of the same input stacked along their rows (Q, K, V → one QKV),
+    /// so one pass over the input and one thread-pool round produce all of them.
+    init(stacking parts: [QuantizedMatrix], makeDense: Bool, bias: [Float]?, pool: ThreadPool) {
+        let format = parts[0].format, cols = parts[0].cols
+        precondition(parts.allSatisfy { $0.format == format && $0.cols == cols })
+        let rows = parts.reduce(0) { $0 + $1.rows }
+        if parts.count == 1 {
+            quantized = parts[0]
+            ownedPacked = nil
+        } else {
+            let rowBytes = format.rowBytes(cols: cols)
+            let packed = UnsafeMutableRawPointer.allocate(byteCount: rows * rowBytes, alignment: 64)
+            var offset = 0
+            for p in parts {
+                (packed + offset).copyMemory(from: p.base, byteCount: p.rows * rowBytes)
+                offset += p.rows * rowBytes
             }
+            quantized = QuantizedMatrix(format: format, rows: rows, cols: cols, base: packed)
+            ownedPacked = packed
+        }
+        if makeDense {
+            let d = UnsafeMutableRawPointer.allocate(byteCount: rows * cols * 4, alignment: 64)
+                .bindMemory(to: Float.self, capacity: rows * cols)
+            dequantize(quantized, into: d, pool: pool)
             dense = d
         } else {
             dense = nil
         }
         if let bias {
+            precondition(bias.count == rows)
             let b = UnsafeMutablePointer<Float>.allocate(capacity: bias.count)
             b.initialize(from: bias, count: bias.count)
             self.bias = b
@@ -38,9 +55,14 @@ public final class Linear: @unchecked Sendable {
         }
     }
 
+    convenience init(quantized: QuantizedMatrix, makeDense: Bool, bias: [Float]?, pool: ThreadPool) {
+        self.init(stacking: [quantized], makeDense: makeDense, bias: bias, pool: pool)
+    }
+
     deinit {
-        dense?.deallocate()
+        dense.map { UnsafeMutableRawPointer($0).deallocate() }
         bias?.deallocate()
+        ownedPacked?.deallocate()
     }
 
     /// Bytes read per pass over the quantized weights (the decode traffic).
@@ -52,17 +74,20 @@ public final class LayerWeights: @unchecked Sendable {
     /// `[hidden]` each.
     public let attentionNorm: UnsafeMutablePointer<Float>
     public let ffnNorm: UnsafeMutablePointer<Float>
-    public let q: Linear, k: Linear, v: Linear, o: Linear
-    public let gate: Linear, up: Linear, down: Linear
+    /// Q, K and V stacked: `[Q + 2·KV][hidden]`.
+    public let qkv: Linear
+    public let o: Linear
+    /// Gate and up stacked: `[2·FFN][hidden]`.
+    public let gateUp: Linear
+    public let down: Linear
 
-    init(attentionNorm: [Float], ffnNorm: [Float], q: Linear, k: Linear, v: Linear, o: Linear,
-         gate: Linear, up: Linear, down: Linear) {
+    init(attentionNorm: [Float], ffnNorm: [Float], qkv: Linear, o: Linear, gateUp: Linear, down: Linear) {
         self.attentionNorm = .allocate(capacity: attentionNorm.count)
         self.attentionNorm.initialize(from: attentionNorm, count: attentionNorm.count)
         self.ffnNorm = .allocate(capacity: ffnNorm.count)
         self.ffnNorm.initialize(from: ffnNorm, count: ffnNorm.count)
-        self.q = q; self.k = k; self.v = v; self.o = o
-        self.gate = gate; self.up = up; self.down = down
+        self.qkv = qkv; self.o = o
+        self.gateUp = gateUp; self.down = down
     }
 
     deinit {
@@ -96,16 +121,15 @@ public final class TransformerWeights: @unchecked Sendable {
         var layers: [LayerWeights] = []
         for i in 0..<c.layerCount {
             let p = "blk.\(i)."
-            let bias = c.attentionBias
+            let qkvParts = [("attn_q", c.qDim), ("attn_k", c.kvDim), ("attn_v", c.kvDim)]
             layers.append(LayerWeights(
                 attentionNorm: try loader.vector(p + "attn_norm.weight", count: c.hiddenSize),
                 ffnNorm: try loader.vector(p + "ffn_norm.weight", count: c.hiddenSize),
-                q: try loader.linear(p + "attn_q.weight", rows: c.qDim, cols: c.hiddenSize, bias: bias ? p + "attn_q.bias" : nil),
-                k: try loader.linear(p + "attn_k.weight", rows: c.kvDim, cols: c.hiddenSize, bias: bias ? p + "attn_k.bias" : nil),
-                v: try loader.linear(p + "attn_v.weight", rows: c.kvDim, cols: c.hiddenSize, bias: bias ? p + "attn_v.bias" : nil),
+                qkv: try loader.stacked(qkvParts.map { (p + $0.0 + ".weight", $0.1) }, cols: c.hiddenSize,
+                                        biases: c.attentionBias ? qkvParts.map { p + $0.0 + ".bias" } : nil),
                 o: try loader.linear(p + "attn_output.weight", rows: c.hiddenSize, cols: c.qDim),
-                gate: try loader.linear(p + "ffn_gate.weight", rows: c.intermediateSize, cols: c.hiddenSize),
-                up: try loader.linear(p + "ffn_up.weight", rows: c.intermediateSize, cols: c.hiddenSize),
+                gateUp: try loader.stacked([(p + "ffn_gate.weight", c.intermediateSize), (p + "ffn_up.weight", c.intermediateSize)],
+                                           cols: c.hiddenSize, biases: nil),
                 down: try loader.linear(p + "ffn_down.weight", rows: c.hiddenSize, cols: c.intermediateSize)))
         }
         self.layers = layers
@@ -116,14 +140,14 @@ public final class TransformerWeights: @unchecked Sendable {
     /// Bytes of quantized weights one decode step reads (all projections and the output head).
     public var decodeBytesPerStep: Int {
         output.quantizedBytes + layers.reduce(0) { sum, l in
-            sum + [l.q, l.k, l.v, l.o, l.gate, l.up, l.down].reduce(0) { $0 + $1.quantizedBytes }
+            sum + [l.qkv, l.o, l.gateUp, l.down].reduce(0) { $0 + $1.quantizedBytes }
         }
     }
 
     /// Multiply-adds per token in the projections, excluding the output head (prefill FLOPs / 2).
     public var projectionMACsPerToken: Int {
         layers.reduce(0) { sum, l in
-            sum + [l.q, l.k, l.v, l.o, l.gate, l.up, l.down].reduce(0) { $0 + $1.rows * $1.cols }
+            sum + [l.qkv, l.o, l.gateUp, l.down].reduce(0) { $0 + $1.rows * $1.cols }
         }
     }
 }
@@ -170,6 +194,23 @@ struct TensorLoader {
         let m = try matrix(name, rows: rows, cols: cols)
         let b = try bias.map { name throws(ModelError) in try vector(name, count: rows) }
         return Linear(quantized: m, makeDense: dense, bias: b, pool: pool)
+    }
+
+    /// Projections with the same input stacked into one (all in the same format).
+    func stacked(_ parts: [(name: String, rows: Int)], cols: Int, biases: [String]?) throws(ModelError) -> Linear {
+        var matrices: [QuantizedMatrix] = []
+        for part in parts { matrices.append(try matrix(part.name, rows: part.rows, cols: cols)) }
+        if let first = matrices.first, let odd = matrices.first(where: { $0.format != first.format }) {
+            throw .unsupportedTensorType(name: parts[matrices.firstIndex { $0.format == odd.format }!].name,
+                                         type: "\(odd.format) mixed with \(first.format) in one stacked projection")
+        }
+        var bias: [Float]?
+        if let biases {
+            var all: [Float] = []
+            for (name, part) in zip(biases, parts) { all += try vector(name, count: part.rows) }
+            bias = all
+        }
+        return Linear(stacking: matrices, makeDense: dense, bias: bias, pool: pool)
     }
 
     /// A 1-D tensor as floats (norm weights, biases).

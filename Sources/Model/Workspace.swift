@@ -11,15 +11,14 @@ final class Workspace: @unchecked Sendable {
     let x: UnsafeMutablePointer<Float>
     /// `[T][max(D, Q)]` normalized input / projection output.
     let xn: UnsafeMutablePointer<Float>
-    /// `[T][Q]`, `[T][KV]`, `[T][KV]`.
-    let q: UnsafeMutablePointer<Float>
-    let k: UnsafeMutablePointer<Float>
-    let v: UnsafeMutablePointer<Float>
+    /// `[T][Q + 2·KV]`: each row is a token's q, then k, then v (one stacked projection).
+    let qkv: UnsafeMutablePointer<Float>
     /// `[T][Q]` attention output (heads concatenated).
     let att: UnsafeMutablePointer<Float>
-    /// `[T][F]` each; `gate` then holds silu(gate) * up.
-    let gate: UnsafeMutablePointer<Float>
-    let up: UnsafeMutablePointer<Float>
+    /// `[T][2·F]`: each row is a token's gate, then up.
+    let gateUp: UnsafeMutablePointer<Float>
+    /// `[T][F]` silu(gate) · up.
+    let hidden: UnsafeMutablePointer<Float>
     /// `[R][D]` final-normed rows whose logits are wanted, and `[R][V]` logits.
     let logitInput: UnsafeMutablePointer<Float>
     let logits: UnsafeMutablePointer<Float>
@@ -29,28 +28,28 @@ final class Workspace: @unchecked Sendable {
     /// Per thread `[tile][C]` attention scores.
     let scores: [UnsafeMutablePointer<Float>]
 
-    private var all: [UnsafeMutablePointer<Float>] = []
+    private var all: [UnsafeMutableRawPointer] = []
 
     init(configuration c: TransformerConfiguration, maxTokens: Int, maxLogitRows: Int, maxContext: Int, threads: Int) {
         self.maxTokens = maxTokens
         self.maxLogitRows = maxLogitRows
         self.maxContext = maxContext
-        var all: [UnsafeMutablePointer<Float>] = []
+        var all: [UnsafeMutableRawPointer] = []
+        // 64-byte aligned: the SIMD kernels' loads then never split a cache line.
         func alloc(_ n: Int) -> UnsafeMutablePointer<Float> {
-            let p = UnsafeMutablePointer<Float>.allocate(capacity: max(n, 1))
-            p.initialize(repeating: 0, count: max(n, 1))
-            all.append(p)
+            let raw = UnsafeMutableRawPointer.allocate(byteCount: max(n, 16) * 4, alignment: 64)
+            all.append(raw)
+            let p = raw.bindMemory(to: Float.self, capacity: max(n, 16))
+            p.initialize(repeating: 0, count: max(n, 16))
             return p
         }
         let t = maxTokens
         x = alloc(t * c.hiddenSize)
         xn = alloc(t * max(c.hiddenSize, c.qDim))
-        q = alloc(t * c.qDim)
-        k = alloc(t * c.kvDim)
-        v = alloc(t * c.kvDim)
+        qkv = alloc(t * (c.qDim + 2 * c.kvDim))
         att = alloc(t * c.qDim)
-        gate = alloc(t * c.intermediateSize)
-        up = alloc(t * c.intermediateSize)
+        gateUp = alloc(t * 2 * c.intermediateSize)
+        hidden = alloc(t * c.intermediateSize)
         logitInput = alloc(maxLogitRows * c.hiddenSize)
         logits = alloc(maxLogitRows * c.vocabularySize)
         gatheredK = alloc(maxContext * c.kvDim)

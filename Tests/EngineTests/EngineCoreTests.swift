@@ -8,7 +8,7 @@ import Tokenizer
 
 /// The scheduler on a tiny random-weight model: batching, preemption and aborts must not
 /// change what a request produces, and must give every block back.
-@Suite("Continuous batching engine")
+@Suite("Continuous batching engine", .serialized)
 struct EngineCoreTests {
     static let loaded: LoadedModel = {
         var options = ModelOptions()
