@@ -32,7 +32,7 @@ public enum EngineBench {
     }
 
     public static func run(model loaded: LoadedModel, promptTokens: Int = 512, batches: [Int] = [1, 8, 32],
-                           decodeSteps: Int = 32, repeats: Int = 3, progress: (String) -> Void = { _ in }) throws -> Result {
+                           decodeSteps: Int = 32, repeats: Int = 3, calibrate: Bool = true, progress: (String) -> Void = { _ in }) throws -> Result {
         let model = loaded.transformer
         let c = model.configuration
         let layout = model.kvLayout
@@ -94,8 +94,8 @@ public enum EngineBench {
         }
 
         progress("calibrating sgemm and memory bandwidth")
-        let sgemm = Calibration.sgemmGFLOPS(pool: loaded.pool)
-        let bandwidth = Calibration.memoryReadGBps(pool: loaded.pool)
+        let sgemm = calibrate ? Calibration.sgemmGFLOPS(pool: loaded.pool) : .nan
+        let bandwidth = calibrate ? Calibration.memoryReadGBps(pool: loaded.pool) : .nan
 
         let n = Double(promptTokens)
         let projection = 2 * Double(loaded.transformer.weights.projectionMACsPerToken) * n

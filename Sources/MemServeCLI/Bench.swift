@@ -37,11 +37,13 @@ struct EngineBenchCommand: ParsableCommand {
     @Option(name: .customLong("prompt-tokens")) var promptTokens = 512
     @Option(name: .customLong("decode-steps")) var decodeSteps = 32
     @Option(name: .customLong("batch"), help: "Decode batch sizes (repeatable).") var batches: [Int] = [1, 8, 32]
+    @Flag(name: .customLong("no-calibration"), help: "Skip measuring sgemm peak and memory bandwidth.") var noCalibration = false
 
     func run() throws {
         MemServe.bootstrapLogging(verbose: modelArguments.verbose)
         let model = try modelArguments.load()
-        let r = try EngineBench.run(model: model, promptTokens: promptTokens, batches: batches, decodeSteps: decodeSteps) {
+        let r = try EngineBench.run(model: model, promptTokens: promptTokens, batches: batches, decodeSteps: decodeSteps,
+                                     calibrate: !noCalibration) {
             FileHandle.standardError.write(Data("bench: \($0)\n".utf8))
         }
         if output.json { try printJSON(r); return }

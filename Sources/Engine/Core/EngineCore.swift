@@ -9,6 +9,8 @@ public struct SchedulerConfiguration: Sendable {
     public var tokenBudget: Int = 512
     /// Sequences decoding at once; at most the model's logit rows.
     public var maxRunning: Int = 64
+    /// Reuse KV of cached prompt prefixes (MemPool's prompt tree) and cache what requests compute.
+    public var prefixCaching: Bool = true
 
     public init() {}
 }
@@ -102,6 +104,8 @@ public final class EngineCore {
             guard slice.wantsLogits else { continue }
             let token = s.sampler.sample(logits.row(row))
             row += 1
+            // The prompt's KV is complete: share it with requests that arrive meanwhile.
+            if configuration.prefixCaching && s.generatedCount == 0 { cacheComputedBlocks(of: s) }
             accept(token, into: s)
         }
         running.removeAll { $0.finish != nil }
@@ -133,8 +137,14 @@ public final class EngineCore {
         }
 
         while budget > 0, running.count < configuration.maxRunning, let s = waiting.first {
+            if configuration.prefixCaching && s.blocks.isEmpty { attachCachedPrefix(s) }
             let n = min(s.pending, budget)
-            guard ensureBlocks(s, tokens: s.computed + n) else { break }
+            guard ensureBlocks(s, tokens: s.computed + n) else {
+                releaseBlocks(of: s)
+                s.computed = 0
+                s.cachedTokens = 0
+                break
+            }
             waiting.removeFirst()
             admissions += 1
             s.admittedAt = admissions
@@ -170,6 +180,7 @@ public final class EngineCore {
             return false
         }
         let victim = running.remove(at: victimIndex)
+        if configuration.prefixCaching { cacheComputedBlocks(of: victim) }
         releaseBlocks(of: victim)
         victim.computed = 0
         victim.cachedTokens = 0
@@ -214,7 +225,50 @@ public final class EngineCore {
         running.removeAll { $0 === s }
     }
 
-    private func release(_ s: SequenceState) { releaseBlocks(of: s) }
+    /// A finished or aborted sequence: cache what it computed (prompt and answer, so the next
+    /// turn of a conversation finds its whole history), then drop its references.
+    private func release(_ s: SequenceState) {
+        if configuration.prefixCaching { cacheComputedBlocks(of: s) }
+        releaseBlocks(of: s)
+    }
+
+    // MARK: - Prefix cache
+
+    /// Starts a sequence from the longest cached prefix of its tokens: those blocks are retained
+    /// (locked) and skipped by prefill. At least one token is always left to compute, since
+    /// sampling needs the logits of the last one.
+    private func attachCachedPrefix(_ s: SequenceState) {
+        let bt = blockTokens
+        let match = memPool.match(s.tokens)
+        let usable = min(match.blocks.count, (s.tokens.count - 1) / bt)
+        guard usable > 0 else { return }
+        var blocks = Array(match.blocks[0..<usable])
+        memPool.retain(blocks)
+        if blocks.contains(where: { $0.tier == .cold }) {
+            if let hot = try? memPool.swapIn(blocks) {
+                blocks = hot
+            } else {
+                // Not enough hot memory to bring the cold part back: keep the hot head only.
+                let head = blocks.firstIndex { $0.tier == .cold } ?? blocks.count
+                memPool.release(Array(blocks[head...]))
+                blocks.removeLast(blocks.count - head)
+            }
+        }
+        guard !blocks.isEmpty else { return }
+        s.blocks = blocks.map(\.rawValue)
+        s.computed = blocks.count * bt
+        s.cachedTokens = min(s.computed, s.promptCount)
+    }
+
+    /// Inserts the sequence's whole computed blocks into the prompt tree; blocks that another
+    /// sequence cached first are swapped for the cached copies (same tokens, same KV).
+    private func cacheComputedBlocks(of s: SequenceState) {
+        let full = min(s.computed / blockTokens, s.blocks.count)
+        guard full > 0 else { return }
+        var table = s.blocks[0..<full].map { BlockID(rawValue: $0) }
+        memPool.insertAndAdopt(tokens: Array(s.tokens[0..<full * blockTokens]), table: &table)
+        for i in 0..<full { s.blocks[i] = table[i].rawValue }
+    }
 
     private func releaseBlocks(of s: SequenceState) {
         memPool.release(s.blocks.map { BlockID(rawValue: $0) })
