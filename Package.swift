@@ -45,6 +45,8 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.5.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.6.0"),
     ],
     targets: blasTargets + [
         // Numeric kernels: BLAS wrapper, quantized block formats and mat-muls, vector ops, thread pool.
@@ -61,6 +63,8 @@ let package = Package(
         .target(name: "Engine", dependencies: [
             "Model", "Tokenizer", "Kernels", "MemPool",
             .product(name: "Logging", package: "swift-log"),
+            .product(name: "Metrics", package: "swift-metrics"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ], swiftSettings: fast),
         // Benchmarks behind `memserve bench`.
         .target(name: "Bench", dependencies: ["Engine", "Model", "Kernels", "MemPool", "GGUF"], swiftSettings: fast),

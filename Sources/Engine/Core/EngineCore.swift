@@ -55,6 +55,16 @@ public final class EngineCore {
 
     /// Queues a request; fails fast on what can never run.
     public func add(_ request: GenerationRequest) throws(EngineError) {
+        try validate(request)
+        if running.contains(where: { $0.id == request.id }) || waiting.contains(where: { $0.id == request.id }) {
+            throw .duplicateRequest(request.id)
+        }
+        waiting.append(SequenceState(request: request, tokenizer: tokenizer, endOfGeneration: endOfGeneration))
+    }
+
+    /// The checks `add` makes that depend only on the request and fixed limits (safe to call
+    /// from any thread: it reads nothing the engine thread changes).
+    public func validate(_ request: GenerationRequest) throws(EngineError) {
         if request.promptTokens.isEmpty { throw .emptyPrompt }
         if let why = request.sampling.validationError() { throw .invalidSampling(why) }
         let limit = model.maxContext
@@ -65,10 +75,6 @@ public final class EngineCore {
         }
         let needed = model.kvLayout.blocks(forTokens: request.promptTokens.count + 1)
         if needed > memPool.hotBlocks { throw .kvCacheTooSmall(needed: needed, capacity: memPool.hotBlocks) }
-        if running.contains(where: { $0.id == request.id }) || waiting.contains(where: { $0.id == request.id }) {
-            throw .duplicateRequest(request.id)
-        }
-        waiting.append(SequenceState(request: request, tokenizer: tokenizer, endOfGeneration: endOfGeneration))
     }
 
     /// Stops a request and frees its blocks; returns whether it was known.

@@ -48,6 +48,7 @@ public enum EngineError: Error, CustomStringConvertible, Equatable {
     case duplicateRequest(RequestID)
     case kvCacheTooSmall(needed: Int, capacity: Int)
     case model(ModelError)
+    case shuttingDown
 
     public var description: String {
         switch self {
@@ -59,6 +60,7 @@ public enum EngineError: Error, CustomStringConvertible, Equatable {
         case let .kvCacheTooSmall(needed, capacity):
             "the request needs \(needed) KV blocks but the cache holds only \(capacity)"
         case let .model(error): error.description
+        case .shuttingDown: "the server is shutting down"
         }
     }
 }

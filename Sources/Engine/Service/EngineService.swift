@@ -1,0 +1,219 @@
+import Foundation
+import Logging
+import MemPool
+import Metrics
+import ServiceLifecycle
+import Synchronization
+
+/// Runs an `EngineCore` on a dedicated thread and serves it to async callers: `submit`
+/// returns a stream of outputs; cancelling the stream aborts the request and frees its blocks.
+///
+/// The core (model, scheduler, MemPool) is touched only by the engine thread; callers talk
+/// to it through a mutex-protected inbox, so a slow or vanished client never blocks a step.
+/// Create it after `MetricsSystem.bootstrap` so its metrics reach the backend.
+public final class EngineService: Service, @unchecked Sendable {
+    public let model: LoadedModel
+    public let configuration: SchedulerConfiguration
+    private let core: EngineCore
+    private let logger = Logger(label: "memserve.engine")
+    private let inbox = Mutex(Inbox())
+    private let wake = NSCondition()
+    private let nextID = Atomic<UInt64>(1)
+    private let snapshot = Mutex(EngineStats())
+    private let metrics = EngineMetrics()
+
+    struct Inbox {
+        var added: [(GenerationRequest, Submission)] = []
+        var aborted: [RequestID] = []
+        var stopping = false
+        var stopped = false
+    }
+
+    /// What the engine thread keeps per request.
+    final class Submission: @unchecked Sendable {
+        let continuation: AsyncThrowingStream<RequestOutput, any Error>.Continuation
+        let submitted = DispatchTime.now().uptimeNanoseconds
+        var firstToken: UInt64?
+        init(_ c: AsyncThrowingStream<RequestOutput, any Error>.Continuation) { continuation = c }
+    }
+
+    public init(model: LoadedModel, memPool: MemPool, configuration: SchedulerConfiguration = SchedulerConfiguration()) {
+        self.model = model
+        core = EngineCore(model: model.transformer, tokenizer: model.tokenizer, memPool: memPool, configuration: configuration)
+        self.configuration = core.configuration
+        // The thread keeps the service alive until it stops.
+        let thread = Thread { self.loop() }
+        thread.name = "memserve-engine"
+        thread.stackSize = 8 << 20
+        thread.start()
+    }
+
+    /// Queues a request. Fails at once (nothing queued) for requests that can never run, and
+    /// after shutdown began. The stream yields one output per step that touched the request
+    /// and finishes after the output with a finish reason.
+    public func submit(promptTokens: [Int32], sampling: SamplingParameters) throws(EngineError) -> (RequestID, AsyncThrowingStream<RequestOutput, any Error>) {
+        let id = nextID.add(1, ordering: .relaxed).oldValue
+        let request = GenerationRequest(id: id, promptTokens: promptTokens, sampling: sampling)
+        try core.validate(request)
+        let (stream, continuation) = AsyncThrowingStream<RequestOutput, any Error>.makeStream(bufferingPolicy: .unbounded)
+        let submission = Submission(continuation)
+        let accepted = inbox.withLock { box -> Bool in
+            if box.stopping { return false }
+            box.added.append((request, submission))
+            return true
+        }
+        if !accepted { throw .shuttingDown }
+        continuation.onTermination = { [weak self] reason in
+            if case .cancelled = reason { self?.abort(id) }
+        }
+        metrics.requests.increment()
+        signal()
+        return (id, stream)
+    }
+
+    /// Stops a request (client gone); its blocks are freed at the next step.
+    public func abort(_ id: RequestID) {
+        inbox.withLock { $0.aborted.append(id) }
+        signal()
+    }
+
+    /// Counts for `/metrics` and `/health`, as of the last step.
+    public var stats: EngineStats { snapshot.withLock { $0 } }
+
+    /// Service: serves until graceful shutdown, then stops admitting, lets running requests
+    /// finish, and returns when the engine thread has stopped.
+    public func run() async throws {
+        try await withGracefulShutdownHandler {
+            while !inbox.withLock({ $0.stopped }) { try await Task.sleep(for: .milliseconds(20)) }
+        } onGracefulShutdown: { [weak self] in
+            self?.logger.info("engine: draining")
+            self?.shutdown()
+        }
+    }
+
+    /// Whether the engine thread has stopped.
+    public var isStopped: Bool { inbox.withLock { $0.stopped } }
+
+    /// Stops the engine thread without waiting (tests, embedded use).
+    public func shutdown() {
+        inbox.withLock { $0.stopping = true }
+        signal()
+    }
+
+    private func signal() {
+        wake.lock()
+        wake.signal()
+        wake.unlock()
+    }
+
+    // MARK: - Engine thread
+
+    private func loop() {
+        var live: [RequestID: Submission] = [:]
+        while true {
+            let (added, aborted, stopping) = inbox.withLock { box in
+                defer { box.added.removeAll(); box.aborted.removeAll() }
+                return (box.added, box.aborted, box.stopping)
+            }
+            for (request, submission) in added {
+                do {
+                    try core.add(request)
+                    live[request.id] = submission
+                } catch {
+                    submission.continuation.finish(throwing: error)
+                }
+            }
+            for id in aborted where live[id] != nil {
+                core.abort(id)
+                live[id] = nil
+                metrics.aborted.increment()
+            }
+            if !core.hasWork {
+                if stopping && live.isEmpty { break }
+                publishStats()
+                wake.lock()
+                if inbox.withLock({ $0.added.isEmpty && $0.aborted.isEmpty && !$0.stopping }) { wake.wait() }
+                wake.unlock()
+                continue
+            }
+            do {
+                let outputs = try core.step()
+                let now = DispatchTime.now().uptimeNanoseconds
+                for out in outputs {
+                    guard let sub = live[out.id] else { continue }
+                    if out.token != nil && sub.firstToken == nil {
+                        sub.firstToken = now
+                        metrics.ttft.recordNanoseconds(Int64(now - sub.submitted))
+                        metrics.promptTokens.increment(by: out.promptTokens)
+                        metrics.cachedTokens.increment(by: out.cachedTokens)
+                    }
+                    if out.token != nil { metrics.generatedTokens.increment() }
+                    sub.continuation.yield(out)
+                    if out.finishReason != nil {
+                        if let first = sub.firstToken, out.generatedTokens > 1 {
+                            metrics.tpot.recordNanoseconds(Int64((now - first) / UInt64(out.generatedTokens - 1)))
+                        }
+                        sub.continuation.finish()
+                        live[out.id] = nil
+                    }
+                }
+            } catch {
+                logger.error("engine step failed: \(error)")
+            }
+            publishStats()
+        }
+        publishStats()
+        inbox.withLock { $0.stopped = true }
+    }
+
+    private func publishStats() {
+        let pool = core.memPool.stats
+        let s = EngineStats(running: core.runningCount, waiting: core.waitingCount, hot: pool.hot, cold: pool.cold,
+                            evictions: pool.evictions, demotions: pool.demotions, cachedBlocks: pool.indexedBlocks)
+        metrics.update(s)
+        snapshot.withLock { $0 = s }
+    }
+}
+
+/// A point-in-time view of the engine for health and metrics endpoints.
+public struct EngineStats: Sendable, Codable {
+    public var running = 0
+    public var waiting = 0
+    public var hot = TierStats(capacity: 0, free: 0, used: 0, cached: 0, evictable: 0)
+    public var cold = TierStats(capacity: 0, free: 0, used: 0, cached: 0, evictable: 0)
+    public var evictions = 0
+    public var demotions = 0
+    public var cachedBlocks = 0
+}
+
+/// The engine's metrics (swift-metrics; exported by whatever backend was bootstrapped).
+struct EngineMetrics {
+    let requests = Counter(label: "memserve_requests_total")
+    let aborted = Counter(label: "memserve_requests_aborted_total")
+    let promptTokens = Counter(label: "memserve_prompt_tokens_total")
+    let cachedTokens = Counter(label: "memserve_cached_prompt_tokens_total")
+    let generatedTokens = Counter(label: "memserve_generated_tokens_total")
+    let ttft = Metrics.Timer(label: "memserve_time_to_first_token_seconds")
+    let tpot = Metrics.Timer(label: "memserve_time_per_output_token_seconds")
+    let running = Gauge(label: "memserve_requests_running")
+    let waiting = Gauge(label: "memserve_queue_length")
+    let hotUsed = Gauge(label: "memserve_kv_blocks", dimensions: [("tier", "hot"), ("state", "used")])
+    let hotCached = Gauge(label: "memserve_kv_blocks", dimensions: [("tier", "hot"), ("state", "cached")])
+    let hotFree = Gauge(label: "memserve_kv_blocks", dimensions: [("tier", "hot"), ("state", "free")])
+    let coldUsed = Gauge(label: "memserve_kv_blocks", dimensions: [("tier", "cold"), ("state", "used")])
+    let coldCached = Gauge(label: "memserve_kv_blocks", dimensions: [("tier", "cold"), ("state", "cached")])
+    let coldFree = Gauge(label: "memserve_kv_blocks", dimensions: [("tier", "cold"), ("state", "free")])
+    let evictions = Gauge(label: "memserve_kv_evictions")
+
+    func update(_ s: EngineStats) {
+        running.record(s.running)
+        waiting.record(s.waiting)
+        hotUsed.record(s.hot.used)
+        hotCached.record(s.hot.cached)
+        hotFree.record(s.hot.free)
+        coldUsed.record(s.cold.used)
+        coldCached.record(s.cold.cached)
+        coldFree.record(s.cold.free)
+        evictions.record(s.evictions + s.demotions)
+    }
+}
