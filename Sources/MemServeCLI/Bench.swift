@@ -7,7 +7,7 @@ struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Benchmarks; each prints a table, or one JSON object with --json.",
-        subcommands: [EngineBenchCommand.self])
+        subcommands: [EngineBenchCommand.self, MemPoolBenchCommand.self, CacheBenchCommand.self, ConversationBenchCommand.self])
 }
 
 /// Flags every benchmark shares.
@@ -58,5 +58,91 @@ struct EngineBenchCommand: ParsableCommand {
         rows.append(("decode b1 traffic", "\(f(r.decode_weight_mb_per_step)) MB/step = \(f(r.decode_b1_gbps, 2)) GB/s, \(f(100 * r.decode_b1_fraction_of_bandwidth))% of \(f(r.mem_read_gbps, 2)) GB/s (limit \(f(r.decode_b1_limit_tokens_per_s)) tokens/s)"))
         rows.append(("peak RSS", "\(f(r.peak_rss_mb)) MiB"))
         printTable(rows)
+    }
+}
+
+struct MemPoolBenchCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "mempool",
+        abstract: "MemPool API costs: allocate/free per block, match and insert of 4K-token prompts in a 100K-block tree.")
+
+    @OptionGroup var output: BenchOutputArguments
+
+    func run() throws {
+        let r = MemPoolBench.run()
+        if output.json { try printJSON(r); return }
+        func f(_ x: Double) -> String { String(format: "%.2f", x) }
+        printTable([
+            ("alloc+free per block", "\(f(r.alloc_free_ns_per_block)) ns   (paper ~800 ns; target <= 80 ns)"),
+            ("alloc with eviction", "\(f(r.alloc_evict_ns_per_block)) ns per block"),
+            ("match 4K tokens", "\(f(r.match_us_4k)) us   (hit \(f(r.match_hit_us_4k)), partial \(f(r.match_partial_us_4k)), miss \(f(r.match_miss_us_4k)))"),
+            ("insert 4K tokens", "\(f(r.insert_us_4k)) us   (paper <= 700 us; target <= 70 us; shared prefix \(f(r.insert_shared_us_4k)))"),
+            ("tree", "\(r.tree_blocks) blocks in \(r.tree_nodes) nodes"),
+        ])
+    }
+}
+
+struct CacheBenchCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "cache",
+        abstract: "TTFT of a 2,048-token prompt uncached vs. with its first 1,792 tokens cached.")
+
+    @OptionGroup var modelArguments: ModelArguments
+    @OptionGroup var output: BenchOutputArguments
+    @Option(name: .customLong("prompt-tokens")) var promptTokens = 2048
+    @Option(name: .customLong("cached-tokens")) var cachedTokens = 1792
+
+    func validate() throws {
+        if cachedTokens >= promptTokens || cachedTokens < 0 { throw ValidationError("--cached-tokens must be in 0..<--prompt-tokens") }
+    }
+
+    func run() throws {
+        MemServe.bootstrapLogging(verbose: modelArguments.verbose)
+        let model = try modelArguments.load()
+        let r = try CacheBench.run(model: model, promptTokens: promptTokens, cachedTokens: cachedTokens)
+        if output.json { try printJSON(r); return }
+        func f(_ x: Double) -> String { String(format: "%.1f", x) }
+        printTable([
+            ("prompt", "\(r.prompt_tokens) tokens, \(r.cached_prefix_tokens) shared with a cached prompt (\(r.reported_cached_tokens) served from cache)"),
+            ("TTFT uncached", "\(f(r.ttft_uncached_ms)) ms"),
+            ("TTFT cached", "\(f(r.ttft_cached_ms)) ms"),
+            ("ratio", String(format: "%.3f (the FLOPs left to compute: %.3f; target <= 0.15)", r.ratio, r.flop_ratio)),
+        ])
+    }
+}
+
+struct ConversationBenchCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "conversations",
+        abstract: "Concurrent multi-turn chats replayed with prefix caching on and off.")
+
+    @OptionGroup var modelArguments: ModelArguments
+    @OptionGroup var output: BenchOutputArguments
+    @Option var conversations = 32
+    @Option var turns = 4
+    @Option(name: .customLong("system-tokens")) var systemTokens = 128
+    @Option(name: .customLong("user-tokens")) var userTokens = 48
+    @Option(name: .customLong("answer-tokens")) var answerTokens = 32
+
+    func run() throws {
+        MemServe.bootstrapLogging(verbose: modelArguments.verbose)
+        let model = try modelArguments.load()
+        var w = ConversationBench.Workload()
+        w.conversations = conversations
+        w.turns = turns
+        w.systemTokens = systemTokens
+        w.userTokens = userTokens
+        w.answerTokens = answerTokens
+        let r = try ConversationBench.run(model: model, workload: w, kvMegabytes: modelArguments.kvMegabytes)
+        if output.json { try printJSON(r); return }
+        func f(_ x: Double) -> String { String(format: "%.1f", x) }
+        printTable([
+            ("workload", "\(r.conversations) conversations x \(r.turns) turns, \(r.prompt_tokens) prompt + \(r.generated_tokens) generated tokens"),
+            ("tokens/s", "on \(f(r.tokens_per_s_on))   off \(f(r.tokens_per_s_off))"),
+            ("cache hit rate", String(format: "%.1f%% of prompt tokens", 100 * r.cache_hit_rate)),
+            ("TTFT p50", "on \(f(r.ttft_p50_ms_on)) ms   off \(f(r.ttft_p50_ms_off)) ms"),
+            ("TTFT p99", "on \(f(r.ttft_p99_ms_on)) ms   off \(f(r.ttft_p99_ms_off)) ms"),
+            ("JCT avg", "on \(f(r.jct_avg_ms_on)) ms   off \(f(r.jct_avg_ms_off)) ms"),
+        ])
     }
 }
