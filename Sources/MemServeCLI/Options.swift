@@ -23,6 +23,9 @@ struct ModelArguments: ParsableArguments {
     @Flag(name: .customLong("no-dense-weights"), help: "Do not keep fp32 copies of the weights (less memory, slower prefill).")
     var noDenseWeights = false
 
+    @Option(name: .customLong("dense-min-rows"), help: ArgumentHelp("Rows from which projections use fp32 GEMM instead of the quantized kernel.", visibility: .hidden))
+    var denseMinRows: Int?
+
     @Flag(name: .long, help: "Debug logging.")
     var verbose = false
 
@@ -38,6 +41,7 @@ struct ModelArguments: ParsableArguments {
         o.maxContext = maxContext
         o.maxBatchTokens = maxBatchTokens
         o.denseWeights = !noDenseWeights
+        if let denseMinRows { o.denseMinRows = denseMinRows }
         return o
     }
 

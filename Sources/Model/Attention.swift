@@ -98,36 +98,51 @@ extension Transformer {
                 }
             }
         }
-        let tile = Workspace.attentionTile
+        // Work items are (KV head, query tile): the `group` query heads sharing a KV head are
+        // stacked into one GEMM of group·rows rows, so K and V are streamed once per group.
         let n = s.tokens.count
-        let tiles = (n + tile - 1) / tile
-        let items = c.headCount * tiles
-        let scale = 1 / Float(hd).squareRoot()
-        let qkv = ws.qkv, att = ws.att, scoresFor = ws.scores
         let threads = pool.threadCount
+        let wantTiles = max(1, (2 * threads + c.kvHeadCount - 1) / c.kvHeadCount)
+        let tile = min(Workspace.attentionTile, max(8, (n + wantTiles - 1) / wantTiles))
+        let tiles = (n + tile - 1) / tile
+        let items = c.kvHeadCount * tiles
+        let scale = 1 / Float(hd).squareRoot()
+        let qkv = ws.qkv, att = ws.att, scoresFor = ws.scores, stackFor = ws.headStack
         let first = s.tokens.lowerBound, p0 = s.startPosition
         pool.run { t in
             let scores = scoresFor[t]
+            // qs[group·rows][hd] stacked queries, then the stacked outputs
+            let qs = stackFor[t]
             var item = t
             while item < items {
                 defer { item += threads }
-                let h = item / tiles, r0 = (item % tiles) * tile
+                let kvh = item / tiles, r0 = (item % tiles) * tile
                 let rows = min(tile, n - r0)
-                let kvh = h / group
+                let m = group * rows
                 let width = p0 + r0 + rows  // keys visible to the last row of the tile
-                // scores[rows][width] = scale · Q[r0..][h] · K[0..<width][kvh]ᵀ
-                BLAS.sgemm(transB: true, m: rows, n: width, k: hd, alpha: scale,
-                           a: qkv + (first + r0) * S + h * hd, lda: S,
+                for g in 0..<group {
+                    let h = kvh * group + g
+                    for i in 0..<rows {
+                        (qs + (g * rows + i) * hd).update(from: qkv + (first + r0 + i) * S + h * hd, count: hd)
+                    }
+                }
+                // scores[m][width] = scale · qs · K[0..<width][kvh]ᵀ
+                BLAS.sgemm(transB: true, m: m, n: width, k: hd, alpha: scale, a: qs, lda: hd,
                            b: gK + kvh * hd, ldb: KV, c: scores, ldc: width)
-                for i in 0..<rows {
-                    let valid = p0 + r0 + i + 1
-                    let row = scores + i * width
+                for r in 0..<m {
+                    let valid = p0 + r0 + r % rows + 1
+                    let row = scores + r * width
                     softmaxInPlace(row, valid)
                     if valid < width { (row + valid).update(repeating: 0, count: width - valid) }
                 }
-                // att[r0..][h] = scores · V[0..<width][kvh]
-                BLAS.sgemm(m: rows, n: hd, k: width, a: scores, lda: width,
-                           b: gV + kvh * hd, ldb: KV, c: att + (first + r0) * Q + h * hd, ldc: Q)
+                // qs[m][hd] = scores · V[0..<width][kvh], then back to each head's columns of att
+                BLAS.sgemm(m: m, n: hd, k: width, a: scores, lda: width, b: gV + kvh * hd, ldb: KV, c: qs, ldc: hd)
+                for g in 0..<group {
+                    let h = kvh * group + g
+                    for i in 0..<rows {
+                        (att + (first + r0 + i) * Q + h * hd).update(from: qs + (g * rows + i) * hd, count: hd)
+                    }
+                }
             }
         }
     }

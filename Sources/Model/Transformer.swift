@@ -13,7 +13,7 @@ public struct ModelOptions: Sendable {
     /// Keep fp32 copies of the projections for GEMM (prefill, big batches): ~4 bytes/weight more.
     public var denseWeights: Bool = true
     /// From this many rows on, a projection uses the fp32 GEMM instead of the quantized kernel.
-    public var denseMinRows: Int = 8
+    public var denseMinRows: Int = 40
 
     public init() {}
 }

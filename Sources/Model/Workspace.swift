@@ -25,8 +25,10 @@ final class Workspace: @unchecked Sendable {
     /// `[C][KV]` one prefill sequence's K and V gathered from its blocks.
     let gatheredK: UnsafeMutablePointer<Float>
     let gatheredV: UnsafeMutablePointer<Float>
-    /// Per thread `[tile][C]` attention scores.
+    /// Per thread `[group·tile][C]` attention scores (or `[C]` for decode).
     let scores: [UnsafeMutablePointer<Float>]
+    /// Per thread `[group·tile][headDim]` stacked queries / outputs of one KV head's group.
+    let headStack: [UnsafeMutablePointer<Float>]
 
     private var all: [UnsafeMutableRawPointer] = []
 
@@ -54,7 +56,9 @@ final class Workspace: @unchecked Sendable {
         logits = alloc(maxLogitRows * c.vocabularySize)
         gatheredK = alloc(maxContext * c.kvDim)
         gatheredV = alloc(maxContext * c.kvDim)
-        scores = (0..<threads).map { _ in alloc(Self.attentionTile * maxContext) }
+        let group = c.headCount / c.kvHeadCount
+        scores = (0..<threads).map { _ in alloc(group * Self.attentionTile * maxContext) }
+        headStack = (0..<threads).map { _ in alloc(group * Self.attentionTile * c.headDim) }
         self.all = all
     }
 
