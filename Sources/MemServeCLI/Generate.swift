@@ -31,7 +31,7 @@ struct Generate: ParsableCommand {
         let log = Logger(label: "memserve.generate")
         let model = try modelArguments.load()
         let engine = EngineCore(model: model.transformer, tokenizer: model.tokenizer,
-                                memPool: try model.makeMemPool(hotBlocks: model.blocks(forMegabytes: modelArguments.kvMegabytes)))
+                                memPool: try modelArguments.makeMemPool(for: model))
         let tokens = model.tokenizer.encode(prompt)
         let start = Date()
         do {
@@ -61,7 +61,7 @@ struct Chat: ParsableCommand {
         MemServe.bootstrapLogging(verbose: modelArguments.verbose)
         let model = try modelArguments.load()
         let engine = EngineCore(model: model.transformer, tokenizer: model.tokenizer,
-                                memPool: try model.makeMemPool(hotBlocks: model.blocks(forMegabytes: modelArguments.kvMegabytes)))
+                                memPool: try modelArguments.makeMemPool(for: model))
         var messages: [ChatMessage] = system.map { [ChatMessage(role: "system", content: $0)] } ?? []
         var nextID: RequestID = 1
         func reply(to text: String) throws {

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Engine
 import Foundation
+import MemPool
 import Model
 
 /// Which model to load and how much memory and how many threads it gets.
@@ -13,6 +14,9 @@ struct ModelArguments: ParsableArguments {
 
     @Option(name: .customLong("kv-mb"), help: "Memory for the KV cache's hot tier, in MiB.")
     var kvMegabytes: Int = 1024
+
+    @Option(name: .customLong("kv-cold-mb"), help: "Memory for the KV cache's cold tier, in MiB: evicted prefixes wait there instead of being dropped.")
+    var kvColdMegabytes: Int = 0
 
     @Option(name: .customLong("max-context"), help: "Longest sequence in tokens (capped by the model).")
     var maxContext: Int = 8192
@@ -32,6 +36,7 @@ struct ModelArguments: ParsableArguments {
     func validate() throws {
         if threads < 1 || threads > 256 { throw ValidationError("--threads must be between 1 and 256") }
         if kvMegabytes < 1 { throw ValidationError("--kv-mb must be positive") }
+        if kvColdMegabytes < 0 { throw ValidationError("--kv-cold-mb must not be negative") }
         if maxContext < 16 { throw ValidationError("--max-context must be at least 16") }
         if maxBatchTokens < 1 || maxBatchTokens > 65_536 { throw ValidationError("--max-batch-tokens must be between 1 and 65536") }
     }
@@ -119,5 +124,17 @@ enum Output {
     static func write(_ text: String) {
         guard !text.isEmpty else { return }
         FileHandle.standardOutput.write(Data(text.utf8))
+    }
+}
+
+extension ModelArguments {
+    /// The MemPool for `model` with the hot and cold tiers these arguments ask for.
+    func makeMemPool(for model: LoadedModel) throws -> MemPool {
+        do {
+            return try model.makeMemPool(hotBlocks: model.blocks(forMegabytes: kvMegabytes),
+                                         coldBlocks: kvColdMegabytes == 0 ? 0 : model.blocks(forMegabytes: kvColdMegabytes))
+        } catch {
+            throw CLIError("cannot allocate the KV cache: \(error)")
+        }
     }
 }

@@ -18,12 +18,12 @@ struct EngineCoreTests {
         return try! LoadedModel(file: GGUFFile(bytes: SyntheticModel.gguf()), name: "synthetic", options: options, threads: 2)
     }()
 
-    static func engine(blocks: Int, budget: Int = 64, caching: Bool = true) -> EngineCore {
+    static func engine(blocks: Int, budget: Int = 64, caching: Bool = true, coldBlocks: Int = 0) -> EngineCore {
         var config = SchedulerConfiguration()
         config.tokenBudget = budget
         config.prefixCaching = caching
         return EngineCore(model: loaded.transformer, tokenizer: loaded.tokenizer,
-                          memPool: try! loaded.makeMemPool(hotBlocks: blocks), configuration: config)
+                          memPool: try! loaded.makeMemPool(hotBlocks: blocks, coldBlocks: coldBlocks), configuration: config)
     }
 
     static func request(_ id: RequestID, promptLength: Int, maxTokens: Int = 12) -> GenerationRequest {
@@ -202,5 +202,22 @@ struct EngineCoreTests {
         let stats = tight.memPool.stats
         #expect(stats.hot.used == 0)
         #expect(stats.evictions + stats.demotions > 0)
+    }
+
+    @Test("a cold tier keeps evicted prefixes: they come back by swap-in, output unchanged")
+    func coldTierSwapsIn() throws {
+        let tiered = Self.engine(blocks: 12, coldBlocks: 64), roomy = Self.engine(blocks: 128, caching: false)
+        var cachedSeen = 0
+        for i in 0..<10 {
+            let r = Self.request(RequestID(i % 5 + 1), promptLength: 60 + (i % 5) * 10, maxTokens: 6)
+            let got = try Self.run(tiered, r)
+            #expect(got.tokens == (try Self.run(roomy, r)).tokens)
+            if i >= 5 { cachedSeen += got.cached }
+        }
+        let stats = tiered.memPool.stats
+        #expect(stats.demotions > 0, "evicted blocks went to the cold tier")
+        #expect(stats.swapIns > 0, "and came back from it")
+        #expect(cachedSeen > 0)
+        #expect(stats.hot.used == 0 && stats.cold.used == 0)
     }
 }
