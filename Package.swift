@@ -66,10 +66,15 @@ let package = Package(
             .product(name: "Metrics", package: "swift-metrics"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ], swiftSettings: fast),
+        // Instances in roles, KV transfer between their MemPools, prefill/decode disaggregation.
+        .target(name: "Cluster", dependencies: [
+            "Engine", "MemPool", "Model",
+            .product(name: "Logging", package: "swift-log"),
+        ]),
         // Benchmarks behind `memserve bench`.
-        .target(name: "Bench", dependencies: ["Engine", "Model", "Kernels", "MemPool", "GGUF"], swiftSettings: fast),
+        .target(name: "Bench", dependencies: ["Engine", "Cluster", "Model", "Kernels", "MemPool", "GGUF"], swiftSettings: fast),
         .executableTarget(name: "MemServeCLI", dependencies: [
-            "Engine", "Bench", "Model", "Tokenizer", "GGUF",
+            "Engine", "Cluster", "Bench", "Model", "Tokenizer", "GGUF",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),
@@ -79,5 +84,6 @@ let package = Package(
         .testTarget(name: "ModelTests", dependencies: ["Model", "Kernels", "GGUF", "Tokenizer"], resources: [.copy("Fixtures")]),
         .testTarget(name: "EngineTests", dependencies: ["Engine", "Model", "Tokenizer", "GGUF", "MemPool"]),
         .testTarget(name: "MemPoolTests", dependencies: ["MemPool"]),
+        .testTarget(name: "ClusterTests", dependencies: ["Cluster", "Engine", "Model", "MemPool", "GGUF"]),
     ]
 )

@@ -36,6 +36,22 @@ public final class LoadedModel: @unchecked Sendable {
         chatTemplate = try ChatTemplate(gguf: file.metadata["tokenizer.chat_template"]?.string, tokenizer: tokenizer)
     }
 
+    /// Shares everything read-only (weights, tokenizer), with its own thread pool and forward-pass
+    /// scratch: a second instance in the same process (e.g. prefill and decode).
+    private init(sharing other: LoadedModel, threads: Int) {
+        name = other.name
+        file = other.file
+        tokenizer = other.tokenizer
+        chatTemplate = other.chatTemplate
+        pool = ThreadPool(threadCount: threads)
+        transformer = Transformer(configuration: other.transformer.configuration, weights: other.transformer.weights,
+                                  options: other.transformer.options, pool: pool,
+                                  blockTokens: other.transformer.kvLayout.blockTokens)
+    }
+
+    /// Another instance of this model for a second engine thread (weights shared, not copied).
+    public func sibling(threads: Int) -> LoadedModel { LoadedModel(sharing: self, threads: threads) }
+
     /// A MemPool whose hot tier holds `blocks` KV blocks of this model's layout.
     public func makeMemPool(hotBlocks: Int, coldBlocks: Int = 0) throws(MemPoolError) -> MemPool {
         try MemPool(MemPoolConfig(blockTokens: transformer.kvLayout.blockTokens,

@@ -11,6 +11,10 @@ public struct SchedulerConfiguration: Sendable {
     public var maxRunning: Int = 64
     /// Reuse KV of cached prompt prefixes (MemPool's prompt tree) and cache what requests compute.
     public var prefixCaching: Bool = true
+    /// Prefill instances hand sequences off after the first token.
+    public var role: InstanceRole = .colocated
+    /// Keep finished sequences' blocks for `takeFinished()` (PD-Caching-3 sends them back).
+    public var retainFinished = false
 
     public init() {}
 }
@@ -31,6 +35,10 @@ public final class EngineCore {
     /// Waiting to be admitted (new or preempted), FIFO.
     var waiting: [SequenceState] = []
     private var admissions = 0
+    /// Handed-off sequences whose blocks are still held (until `releaseHandoff`).
+    private var handedOff: [RequestID: SequenceState] = [:]
+    private var newHandoffs: [Handoff] = []
+    private var finished: [FinishedSequence] = []
     private var batch = ForwardBatch()
     private var scheduled: [SequenceState] = []
     private var outputs: [RequestOutput] = []
@@ -49,6 +57,8 @@ public final class EngineCore {
     }
 
     public var hasWork: Bool { !running.isEmpty || !waiting.isEmpty }
+    /// Handed-off sequences whose blocks are still held.
+    public var pendingHandoffCount: Int { handedOff.count }
     public var runningCount: Int { running.count }
     public var waitingCount: Int { waiting.count }
     var blockTokens: Int { model.kvLayout.blockTokens }
@@ -88,6 +98,10 @@ public final class EngineCore {
             release(running.remove(at: i))
             return true
         }
+        if handedOff[id] != nil {
+            releaseHandoff(id)
+            return true
+        }
         return false
     }
 
@@ -113,9 +127,48 @@ public final class EngineCore {
             // The prompt's KV is complete: share it with requests that arrive meanwhile.
             if configuration.prefixCaching && s.generatedCount == 0 { cacheComputedBlocks(of: s) }
             accept(token, into: s)
+            if configuration.role == .prefill && s.finish == nil { handOff(s) }
         }
-        running.removeAll { $0.finish != nil }
+        running.removeAll { $0.finish != nil || $0.handedOff }
         return outputs
+    }
+
+    // MARK: - Disaggregation
+
+    private func handOff(_ s: SequenceState) {
+        s.handedOff = true
+        handedOff[s.id] = s
+        newHandoffs.append(Handoff(id: s.id, tokens: s.tokens, promptCount: s.promptCount, cachedTokens: s.cachedTokens,
+                                   sampling: s.sampling, sampler: s.sampler, decoder: s.decoder,
+                                   stopMatcher: s.stopMatcher, blocks: s.blocks))
+    }
+
+    /// Sequences handed off since the last call (prefill role). Their blocks stay held until
+    /// `releaseHandoff`, so the KV can be read while it moves.
+    public func takeHandoffs() -> [Handoff] {
+        defer { newHandoffs.removeAll(keepingCapacity: true) }
+        return newHandoffs
+    }
+
+    /// The KV of a handed-off sequence has arrived (or will never be needed): cache it (when
+    /// caching) and drop the references.
+    public func releaseHandoff(_ id: RequestID) {
+        guard let s = handedOff.removeValue(forKey: id) else { return }
+        release(s)
+    }
+
+    /// Continues a sequence prefilled elsewhere. `blocks` (held by the caller, now owned by the
+    /// sequence) cover its KV.
+    public func adopt(_ handoff: Handoff, blocks: [Int32]) {
+        let s = SequenceState(handoff: handoff, blocks: blocks, endOfGeneration: endOfGeneration)
+        waiting.append(s)
+    }
+
+    /// Finished sequences kept with `retainFinished`; the caller releases their blocks with
+    /// `memPool.release` when it is done with them.
+    public func takeFinished() -> [FinishedSequence] {
+        defer { finished.removeAll(keepingCapacity: true) }
+        return finished
     }
 
     // MARK: - Scheduling
@@ -235,6 +288,11 @@ public final class EngineCore {
     /// turn of a conversation finds its whole history), then drop its references.
     private func release(_ s: SequenceState) {
         if configuration.prefixCaching { cacheComputedBlocks(of: s) }
+        if configuration.retainFinished && s.finish != nil && s.computed > 0 {
+            let n = min(s.blocks.count, model.kvLayout.blocks(forTokens: s.computed))
+            memPool.retain(s.blocks[0..<n].map { BlockID(rawValue: $0) })
+            finished.append(FinishedSequence(id: s.id, tokens: Array(s.tokens[0..<s.computed]), blocks: Array(s.blocks[0..<n])))
+        }
         releaseBlocks(of: s)
     }
 

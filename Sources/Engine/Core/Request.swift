@@ -1,4 +1,5 @@
 import Model
+import Tokenizer
 
 /// Identifies a request within an engine.
 public typealias RequestID = UInt64
@@ -63,4 +64,42 @@ public enum EngineError: Error, CustomStringConvertible, Equatable {
         case .shuttingDown: "the server is shutting down"
         }
     }
+}
+
+/// What an instance does with a request (the paper's PD roles).
+public enum InstanceRole: String, Sendable, Codable, CaseIterable {
+    /// Prefill and decode in one engine.
+    case colocated
+    /// Prefill only: after the first token, the sequence is handed to a decode instance.
+    case prefill
+    /// Decode only: continues sequences whose prompt KV another instance computed.
+    case decode
+}
+
+/// A sequence leaving a prefill instance after its first token: everything a decode instance
+/// needs to continue it, except the KV bytes, which move block by block (`blocks` is the
+/// prefill side's table; the prefill instance holds those blocks until released).
+public struct Handoff: Sendable {
+    public var id: RequestID
+    /// Prompt plus the first generated token; KV exists for all but the last.
+    public var tokens: [Int32]
+    public var promptCount: Int
+    public var cachedTokens: Int
+    public var sampling: SamplingParameters
+    public var sampler: Sampler
+    public var decoder: StreamingDecoder
+    public var stopMatcher: StopMatcher
+    public var blocks: [Int32]
+
+    /// Tokens whose KV the blocks hold.
+    public var computedTokens: Int { tokens.count - 1 }
+}
+
+/// A finished sequence's tokens and blocks (retained for the receiver), for sending the KV of
+/// a whole conversation turn back to a prefill instance (PD-Caching-3).
+public struct FinishedSequence: Sendable {
+    public var id: RequestID
+    /// Tokens whose KV is in `blocks` (prompt and generated, but the last sampled token).
+    public var tokens: [Int32]
+    public var blocks: [Int32]
 }

@@ -21,6 +21,9 @@ final class SequenceState {
     var finish: FinishReason?
     /// Order of admission, for picking a preemption victim (the newest goes first).
     var admittedAt = 0
+    /// Set on a prefill instance once the sequence has been handed to a decode instance.
+    var handedOff = false
+    let sampling: SamplingParameters
 
     init(request: GenerationRequest, tokenizer: BPETokenizer, endOfGeneration: Set<Int32>) {
         id = request.id
@@ -31,6 +34,24 @@ final class SequenceState {
         stopMatcher = StopMatcher(stops: request.sampling.stopStrings)
         stopTokens = request.sampling.stopTokens.union(request.sampling.ignoreEOS ? [] : endOfGeneration)
         maxTokens = request.sampling.maxTokens
+        sampling = request.sampling
+    }
+
+    /// A sequence continuing on this instance after prefill elsewhere: its KV for
+    /// `handoff.tokens.dropLast()` is in `blocks`.
+    init(handoff h: Handoff, blocks: [Int32], endOfGeneration: Set<Int32>) {
+        id = h.id
+        tokens = h.tokens
+        promptCount = h.promptCount
+        computed = h.tokens.count - 1
+        cachedTokens = h.cachedTokens
+        self.blocks = blocks
+        sampler = h.sampler
+        decoder = h.decoder
+        stopMatcher = h.stopMatcher
+        sampling = h.sampling
+        stopTokens = h.sampling.stopTokens.union(h.sampling.ignoreEOS ? [] : endOfGeneration)
+        maxTokens = h.sampling.maxTokens
     }
 
     var generatedCount: Int { tokens.count - promptCount }

@@ -14,7 +14,19 @@ import Synchronization
 public final class EngineService: Service, @unchecked Sendable {
     public let model: LoadedModel
     public let configuration: SchedulerConfiguration
-    private let core: EngineCore
+    /// The engine. Touch it only on the engine thread (inside `enqueue`d work).
+    public let core: EngineCore
+    /// Called on the engine thread with each sequence a prefill instance hands off, and the sink
+    /// its outputs go to from now on.
+    public var handoffHandler: (@Sendable (Handoff, RequestSink) -> Void)?
+    /// Called on the engine thread with finished sequences whose blocks were retained
+    /// (`SchedulerConfiguration.retainFinished`); the handler must release them eventually.
+    public var finishedHandler: (@Sendable ([FinishedSequence]) -> Void)?
+    /// Requests being served here, by id (engine thread only).
+    private var live: [RequestID: RequestSink] = [:]
+    /// Work that could not run yet (e.g. no free blocks for an arriving handoff), retried after
+    /// every step: this is how a busy decode instance pushes back on prefill.
+    private var deferred: [@Sendable (EngineService) -> Bool] = []
     private let logger = Logger(label: "memserve.engine")
     private let inbox = Mutex(Inbox())
     private let wake = NSCondition()
@@ -23,18 +35,26 @@ public final class EngineService: Service, @unchecked Sendable {
     private let metrics = EngineMetrics()
 
     struct Inbox {
-        var added: [(GenerationRequest, Submission)] = []
+        var added: [(GenerationRequest, RequestSink)] = []
+        var tasks: [@Sendable (EngineService) -> Bool] = []
         var aborted: [RequestID] = []
         var stopping = false
         var stopped = false
     }
 
-    /// What the engine thread keeps per request.
-    final class Submission: @unchecked Sendable {
+    /// Where a request's outputs go, wherever it is served; moves with the request from a
+    /// prefill instance to a decode instance.
+    public final class RequestSink: @unchecked Sendable {
         let continuation: AsyncThrowingStream<RequestOutput, any Error>.Continuation
         let submitted = DispatchTime.now().uptimeNanoseconds
         var firstToken: UInt64?
+        private let cancelledFlag = Atomic<Bool>(false)
         init(_ c: AsyncThrowingStream<RequestOutput, any Error>.Continuation) { continuation = c }
+        /// The client went away.
+        public var isCancelled: Bool { cancelledFlag.load(ordering: .acquiring) }
+        func cancel() { cancelledFlag.store(true, ordering: .releasing) }
+        /// Ends the request with an error (e.g. its KV could not be moved).
+        public func fail(_ error: any Error) { continuation.finish(throwing: error) }
     }
 
     public init(model: LoadedModel, memPool: MemPool, configuration: SchedulerConfiguration = SchedulerConfiguration()) {
@@ -56,19 +76,42 @@ public final class EngineService: Service, @unchecked Sendable {
         let request = GenerationRequest(id: id, promptTokens: promptTokens, sampling: sampling)
         try core.validate(request)
         let (stream, continuation) = AsyncThrowingStream<RequestOutput, any Error>.makeStream(bufferingPolicy: .unbounded)
-        let submission = Submission(continuation)
+        let submission = RequestSink(continuation)
         let accepted = inbox.withLock { box -> Bool in
             if box.stopping { return false }
             box.added.append((request, submission))
             return true
         }
         if !accepted { throw .shuttingDown }
-        continuation.onTermination = { [weak self] reason in
-            if case .cancelled = reason { self?.abort(id) }
+        continuation.onTermination = { [weak self, weak submission] reason in
+            if case .cancelled = reason {
+                submission?.cancel()
+                self?.abort(id)
+                self?.onCancel?(id)
+            }
         }
         metrics.requests.increment()
         signal()
         return (id, stream)
+    }
+
+    /// Called when a client cancels, so a cluster can abort the request wherever it went.
+    public var onCancel: (@Sendable (RequestID) -> Void)?
+
+    /// Runs `work` on the engine thread before the next step. Work returning false is retried
+    /// after each step until it returns true.
+    public func enqueue(_ work: @escaping @Sendable (EngineService) -> Bool) {
+        inbox.withLock { $0.tasks.append(work) }
+        signal()
+    }
+
+    /// Engine thread only: serve `id`'s outputs to `sink` (a request arriving by handoff).
+    public func register(_ sink: RequestSink, for id: RequestID) {
+        if sink.isCancelled {
+            core.abort(id)
+            return
+        }
+        live[id] = sink
     }
 
     /// Stops a request (client gone); its blocks are freed at the next step.
@@ -109,61 +152,81 @@ public final class EngineService: Service, @unchecked Sendable {
     // MARK: - Engine thread
 
     private func loop() {
-        var live: [RequestID: Submission] = [:]
         while true {
-            let (added, aborted, stopping) = inbox.withLock { box in
-                defer { box.added.removeAll(); box.aborted.removeAll() }
-                return (box.added, box.aborted, box.stopping)
+            let (added, aborted, tasks, stopping) = inbox.withLock { box in
+                defer { box.added.removeAll(); box.aborted.removeAll(); box.tasks.removeAll() }
+                return (box.added, box.aborted, box.tasks, box.stopping)
             }
-            for (request, submission) in added {
+            for (request, sink) in added {
                 do {
                     try core.add(request)
-                    live[request.id] = submission
+                    live[request.id] = sink
                 } catch {
-                    submission.continuation.finish(throwing: error)
+                    sink.continuation.finish(throwing: error)
                 }
             }
-            for id in aborted where live[id] != nil {
-                core.abort(id)
+            for id in aborted where core.abort(id) || live[id] != nil {
                 live[id] = nil
                 metrics.aborted.increment()
             }
+            runTasks(tasks)
             if !core.hasWork {
-                if stopping && live.isEmpty { break }
+                if stopping && live.isEmpty && deferred.isEmpty && core.pendingHandoffCount == 0 { break }
                 publishStats()
                 wake.lock()
-                if inbox.withLock({ $0.added.isEmpty && $0.aborted.isEmpty && !$0.stopping }) { wake.wait() }
+                if inbox.withLock({ $0.added.isEmpty && $0.aborted.isEmpty && $0.tasks.isEmpty && !$0.stopping }) {
+                    // Deferred work waits for blocks another instance may free: poll it.
+                    if deferred.isEmpty { wake.wait() } else { _ = wake.wait(until: Date().addingTimeInterval(0.002)) }
+                }
                 wake.unlock()
                 continue
             }
             do {
-                let outputs = try core.step()
-                let now = DispatchTime.now().uptimeNanoseconds
-                for out in outputs {
-                    guard let sub = live[out.id] else { continue }
-                    if out.token != nil && sub.firstToken == nil {
-                        sub.firstToken = now
-                        metrics.ttft.recordNanoseconds(Int64(now - sub.submitted))
-                        metrics.promptTokens.increment(by: out.promptTokens)
-                        metrics.cachedTokens.increment(by: out.cachedTokens)
-                    }
-                    if out.token != nil { metrics.generatedTokens.increment() }
-                    sub.continuation.yield(out)
-                    if out.finishReason != nil {
-                        if let first = sub.firstToken, out.generatedTokens > 1 {
-                            metrics.tpot.recordNanoseconds(Int64((now - first) / UInt64(out.generatedTokens - 1)))
-                        }
-                        sub.continuation.finish()
-                        live[out.id] = nil
-                    }
-                }
+                deliver(try core.step())
             } catch {
                 logger.error("engine step failed: \(error)")
+            }
+            if let handoffHandler {
+                for h in core.takeHandoffs() {
+                    if let sink = live.removeValue(forKey: h.id) { handoffHandler(h, sink) } else { core.releaseHandoff(h.id) }
+                }
+            }
+            if let finishedHandler {
+                let done = core.takeFinished()
+                if !done.isEmpty { finishedHandler(done) }
             }
             publishStats()
         }
         publishStats()
         inbox.withLock { $0.stopped = true }
+    }
+
+    private func runTasks(_ tasks: [@Sendable (EngineService) -> Bool]) {
+        let retry = deferred
+        deferred.removeAll()
+        for task in retry + tasks where !task(self) { deferred.append(task) }
+    }
+
+    private func deliver(_ outputs: [RequestOutput]) {
+        let now = DispatchTime.now().uptimeNanoseconds
+        for out in outputs {
+            guard let sub = live[out.id] else { continue }
+            if out.token != nil && sub.firstToken == nil {
+                sub.firstToken = now
+                metrics.ttft.recordNanoseconds(Int64(now - sub.submitted))
+                metrics.promptTokens.increment(by: out.promptTokens)
+                metrics.cachedTokens.increment(by: out.cachedTokens)
+            }
+            if out.token != nil { metrics.generatedTokens.increment() }
+            sub.continuation.yield(out)
+            if out.finishReason != nil {
+                if let first = sub.firstToken, out.generatedTokens > 1 {
+                    metrics.tpot.recordNanoseconds(Int64((now - first) / UInt64(out.generatedTokens - 1)))
+                }
+                sub.continuation.finish()
+                live[out.id] = nil
+            }
+        }
     }
 
     private func publishStats() {
