@@ -70,6 +70,7 @@ let package = Package(
         .target(name: "Cluster", dependencies: [
             "Engine", "MemPool", "Model",
             .product(name: "Logging", package: "swift-log"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ]),
         // Benchmarks behind `memserve bench`.
         .target(name: "Bench", dependencies: ["Engine", "Cluster", "Model", "Kernels", "MemPool", "GGUF"], swiftSettings: fast),

@@ -1,4 +1,5 @@
 import Engine
+import ServiceLifecycle
 import Foundation
 import Logging
 import MemPool
@@ -35,7 +36,7 @@ public struct TransferStats: Sendable, Codable, Equatable {
 
 /// One prefill and one decode instance in this process, each an engine thread with its own
 /// MemPool, joined by in-process KV transfer (the embedded default of `memserve serve`).
-public final class PDCluster: Sendable {
+public final class PDCluster: InferenceBackend {
     public let prefill: EngineService
     public let decode: EngineService
     public let mode: PDMode
@@ -71,6 +72,29 @@ public final class PDCluster: Sendable {
     }
 
     public var transferStats: TransferStats { counters.value.withLock { $0 } }
+
+    public var model: LoadedModel { prefill.model }
+
+    /// Both instances' counts added up (blocks of the two pools together).
+    public var stats: EngineStats {
+        let p = prefill.stats, d = decode.stats
+        func sum(_ a: TierStats, _ b: TierStats) -> TierStats {
+            TierStats(capacity: a.capacity + b.capacity, free: a.free + b.free, used: a.used + b.used,
+                      cached: a.cached + b.cached, evictable: a.evictable + b.evictable)
+        }
+        return EngineStats(running: p.running + d.running, waiting: p.waiting + d.waiting, hot: sum(p.hot, d.hot),
+                           cold: sum(p.cold, d.cold), evictions: p.evictions + d.evictions,
+                           demotions: p.demotions + d.demotions, cachedBlocks: p.cachedBlocks + d.cachedBlocks)
+    }
+
+    /// Service: runs both instances until graceful shutdown.
+    public func run() async throws {
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await self.prefill.run() }
+            group.addTask { try await self.decode.run() }
+            try await group.waitForAll()
+        }
+    }
 
     public func shutdown() {
         prefill.shutdown()

@@ -247,6 +247,18 @@ public struct EngineStats: Sendable, Codable {
     public var evictions = 0
     public var demotions = 0
     public var cachedBlocks = 0
+
+    public init(running: Int = 0, waiting: Int = 0, hot: TierStats = TierStats(capacity: 0, free: 0, used: 0, cached: 0, evictable: 0),
+                cold: TierStats = TierStats(capacity: 0, free: 0, used: 0, cached: 0, evictable: 0),
+                evictions: Int = 0, demotions: Int = 0, cachedBlocks: Int = 0) {
+        self.running = running
+        self.waiting = waiting
+        self.hot = hot
+        self.cold = cold
+        self.evictions = evictions
+        self.demotions = demotions
+        self.cachedBlocks = cachedBlocks
+    }
 }
 
 /// The engine's metrics (swift-metrics; exported by whatever backend was bootstrapped).
