@@ -1,11 +1,12 @@
 /// y[b * yStride + r] = Σ_c W[r, c] · x[b * xStride + c] for r in `rows`, b in 0..<batch.
 ///
 /// Reads each weight row once for the whole batch: decode steps are bandwidth-bound, so a
-/// batch of B tokens costs about one pass over the (quantized) weights. Activations should
-/// be 64-byte aligned with `xStride` a multiple of 16: split-line vector loads cost up to a
-/// third of the batched throughput. Weights are decoded
+/// batch of B tokens costs about one pass over the (quantized) weights. Weights are decoded
 /// to exact fp32 in registers and multiplied with fp32 activations, so the result equals the
 /// dequantize-then-dot reference up to summation order (no activation quantization).
+///
+/// Activations should be 64-byte aligned with `xStride` a multiple of 16: vector loads that
+/// straddle cache lines cost up to a third of the batched throughput.
 ///
 /// Allocates nothing and is safe to call concurrently on disjoint `rows` (that is how the
 /// caller splits it over a `ThreadPool`; see also `quantizedMatMul(_:x:xStride:batch:y:yStride:pool:)`).
