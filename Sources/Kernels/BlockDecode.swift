@@ -47,6 +47,41 @@ func halfLoad(_ p: UnsafeRawPointer, _ offset: Int = 0) -> Float {
     Float(Float16(bitPattern: p.loadUnaligned(fromByteOffset: offset, as: UInt16.self)))
 }
 
+/// fp16 bits to Float with integer ops and one multiply (exact for zero, subnormal and normal
+/// values; inf/NaN, which no valid block scale holds, come out as large finite numbers).
+///
+/// Used for block scales instead of F16C: a scalar fp16 load + vcvtph2ps compiles to
+/// vpinsrw, which merges into an arbitrary register — often an FMA accumulator — and so
+/// chained each block's decode to the previous block's FMAs (Q8_0 batch 2 ran at half
+/// speed). Here the bits go through a general register and a zero-extending vmovd.
+@inline(__always) @usableFromInline
+func scaleFromHalf(_ h: UInt16) -> Float {
+    let b = UInt32(h)
+    // Sign to bit 31, exponent+mantissa to bits 13...27: the value is then the half's value
+    // times 2^-112 (the exponent-bias difference), undone by the multiply.
+    return Float(bitPattern: (b & 0x8000) << 16 | (b & 0x7FFF) << 13) * 0x1p112
+}
+
+@inline(__always) @usableFromInline
+func blockScale(_ p: UnsafeRawPointer, _ offset: Int = 0) -> Float {
+    scaleFromHalf(p.loadUnaligned(fromByteOffset: offset, as: UInt16.self))
+}
+
+/// A Q4_1 block's (d, m) from one zero-extending 4-byte vector load (vmovd), which carries no
+/// false dependency either and needs one conversion less than two `blockScale`s. (Q8_0 and
+/// Q4_0 cannot do this: their quants start at byte 2, and LLVM then rebuilds the quant vector
+/// out of the overlapping loads with shuffles.)
+@inline(__always) @usableFromInline
+func blockScalePair(_ p: UnsafeRawPointer) -> (Float, Float) {
+    let v = p.loadUnaligned(as: SIMD2<UInt16>.self)
+    var w = SIMD4<UInt16>()
+    w[0] = v[0]
+    w[1] = v[1]
+    var r = SIMD4<Float>()
+    for i in 0..<4 { r[i] = Float(Float16(bitPattern: w[i])) }
+    return (r[0], r[1])
+}
+
 @inline(__always) @usableFromInline
 func load16(_ p: UnsafeRawPointer, _ offset: Int = 0) -> SIMD16<Float> {
     p.loadUnaligned(fromByteOffset: offset, as: SIMD16<Float>.self)
@@ -118,7 +153,7 @@ func hsum(_ v: SIMD16<Float>) -> Float {
     @usableFromInline static var chunkBytes: Int { 34 }
     @inline(__always) @usableFromInline
     static func decode(_ p: UnsafeRawPointer) -> (SIMD16<Float>, SIMD16<Float>) {
-        let d = SIMD16<Float>(repeating: halfLoad(p))
+        let d = SIMD16<Float>(repeating: blockScale(p))
         let lo = toFloat(widenS8(p.loadUnaligned(fromByteOffset: 2, as: SIMD16<Int8>.self)))
         let hi = toFloat(widenS8(p.loadUnaligned(fromByteOffset: 18, as: SIMD16<Int8>.self)))
         return (lo * d, hi * d)
@@ -131,7 +166,7 @@ func hsum(_ v: SIMD16<Float>) -> Float {
     @usableFromInline static var chunkBytes: Int { 18 }
     @inline(__always) @usableFromInline
     static func decode(_ p: UnsafeRawPointer) -> (SIMD16<Float>, SIMD16<Float>) {
-        let dv = halfLoad(p)
+        let dv = blockScale(p)
         let d = SIMD16<Float>(repeating: dv)
         // fma(q, d, -8d) rounds d·(q-8) exactly once, like the reference: -8d is exact.
         let off = SIMD16<Float>(repeating: -8 * dv)
@@ -149,8 +184,8 @@ func hsum(_ v: SIMD16<Float>) -> Float {
     static func decode(_ p: UnsafeRawPointer) -> (SIMD16<Float>, SIMD16<Float>) {
         // Folding the min into the dequantized weight (d·q + m) costs two FMAs per block that
         // the whole batch shares, and needs no per-call Σx scratch for the m·Σx term.
-        let d = SIMD16<Float>(repeating: halfLoad(p))
-        let m = SIMD16<Float>(repeating: halfLoad(p, 2))
+        let (dv, mv) = blockScalePair(p)
+        let d = SIMD16<Float>(repeating: dv), m = SIMD16<Float>(repeating: mv)
         let q = widenU8(p.loadUnaligned(fromByteOffset: 4, as: SIMD16<UInt8>.self))
         let lo = toFloat(q & 0xF), hi = toFloat(q &>> 4)
         return (m.addingProduct(lo, d), m.addingProduct(hi, d))

@@ -43,8 +43,8 @@ public enum KernelBench {
         let y = alignedFloats(batch * rows)
         defer { x.deallocate(); y.deallocate() }
         var next = 0
-        let callsPerRep = max(1, min(copies, 8))
-        let t = bestTime(minimumSeconds: 0.25, repetitions: 20) {
+        let callsPerRep = 1 // best single call: the minimum filters out other processes on the machine
+        let t = bestTime(minimumSeconds: 0.25, repetitions: 40) {
             for _ in 0..<callsPerRep {
                 let w = QuantizedMatrix(format: format, rows: rows, cols: cols, base: data + next * bytes)
                 Kernels.quantizedMatMul(w, x: x, xStride: cols, batch: batch, y: y, yStride: rows, pool: pool)
@@ -68,8 +68,8 @@ public enum KernelBench {
         BLAS.setThreads(blasThreads ?? 1)
         defer { BLAS.setThreads(1) }
         var next = 0
-        let callsPerRep = max(1, min(copies, 8))
-        let t = bestTime(minimumSeconds: 0.25, repetitions: 20) {
+        let callsPerRep = 1 // best single call: the minimum filters out other processes on the machine
+        let t = bestTime(minimumSeconds: 0.25, repetitions: 40) {
             for _ in 0..<callsPerRep {
                 let wb = w + next * rows * cols
                 // y[batch×rows] = x[batch×cols] · Wᵀ, W stored [rows×cols] as in GGUF.
