@@ -43,15 +43,13 @@ public enum KernelBench {
         let y = alignedFloats(batch * rows)
         defer { x.deallocate(); y.deallocate() }
         var next = 0
-        let callsPerRep = 1 // best single call: the minimum filters out other processes on the machine
+        // Best single call: the minimum filters out other processes on a shared machine.
         let t = bestTime(minimumSeconds: 0.25, repetitions: 40) {
-            for _ in 0..<callsPerRep {
-                let w = QuantizedMatrix(format: format, rows: rows, cols: cols, base: data + next * bytes)
-                Kernels.quantizedMatMul(w, x: x, xStride: cols, batch: batch, y: y, yStride: rows, pool: pool)
-                next = (next + 1) % copies
-            }
+            let w = QuantizedMatrix(format: format, rows: rows, cols: cols, base: data + next * bytes)
+            Kernels.quantizedMatMul(w, x: x, xStride: cols, batch: batch, y: y, yStride: rows, pool: pool)
+            next = (next + 1) % copies
         }
-        return Result(secondsPerCall: t / Double(callsPerRep), weights: rows * cols, weightBytes: bytes, batch: batch)
+        return Result(secondsPerCall: t, weights: rows * cols, weightBytes: bytes, batch: batch)
     }
 
     /// The alternative to `quantizedMatMul`: fp32 weights (dequantized at load) through
@@ -68,21 +66,18 @@ public enum KernelBench {
         BLAS.setThreads(blasThreads ?? 1)
         defer { BLAS.setThreads(1) }
         var next = 0
-        let callsPerRep = 1 // best single call: the minimum filters out other processes on the machine
         let t = bestTime(minimumSeconds: 0.25, repetitions: 40) {
-            for _ in 0..<callsPerRep {
-                let wb = w + next * rows * cols
-                // y[batch×rows] = x[batch×cols] · Wᵀ, W stored [rows×cols] as in GGUF.
-                if blasThreads != nil {
-                    BLAS.sgemm(transB: true, m: batch, n: rows, k: cols, a: x, lda: cols, b: wb, ldb: cols, c: y, ldc: rows)
-                } else {
-                    parallelSgemm(pool: pool, transB: true, m: batch, n: rows, k: cols, a: x, lda: cols,
-                                  b: wb, ldb: cols, c: y, ldc: rows)
-                }
-                next = (next + 1) % copies
+            let wb = w + next * rows * cols
+            // y[batch×rows] = x[batch×cols] · Wᵀ, W stored [rows×cols] as in GGUF.
+            if blasThreads != nil {
+                BLAS.sgemm(transB: true, m: batch, n: rows, k: cols, a: x, lda: cols, b: wb, ldb: cols, c: y, ldc: rows)
+            } else {
+                parallelSgemm(pool: pool, transB: true, m: batch, n: rows, k: cols, a: x, lda: cols,
+                              b: wb, ldb: cols, c: y, ldc: rows)
             }
+            next = (next + 1) % copies
         }
-        return Result(secondsPerCall: t / Double(callsPerRep), weights: rows * cols, weightBytes: bytes, batch: batch)
+        return Result(secondsPerCall: t, weights: rows * cols, weightBytes: bytes, batch: batch)
     }
 
     /// Wall time in seconds of one `ThreadPool.run` with an empty body, back to back (the
