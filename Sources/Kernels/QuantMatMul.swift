@@ -77,9 +77,10 @@ private let rowGroup = 16
 @inline(never)
 private func matMul<D: ChunkDecoder>(_: D.Type, _ a: MatMulArgs, _ rows: Range<Int>) {
     let chunks = a.cols / 32
+    let nib = Nibbles.make()
     if a.batch == 1 {
         for r in rows {
-            a.y[r] = dot1Row(D.self, a.base + r * a.rowBytes, a.x, chunks) + tail(D.self, a, r, 0)
+            a.y[r] = dot1Row(D.self, a.base + r * a.rowBytes, a.x, chunks, nib) + tail(D.self, a, r, 0)
         }
         return
     }
@@ -105,17 +106,17 @@ private func matMul<D: ChunkDecoder>(_: D.Type, _ a: MatMulArgs, _ rows: Range<I
                 let xb = a.x + b * a.xStride
                 var r = g
                 while pairs && n == 8 && r + 2 <= gEnd {
-                    tile2x8(D.self, a.base + r * a.rowBytes, a.rowBytes, xb, a.xStride, chunks, tileOut + (r - g), rowGroup)
+                    tile2x8(D.self, a.base + r * a.rowBytes, a.rowBytes, xb, a.xStride, chunks, tileOut + (r - g), rowGroup, nib)
                     r += 2
                 }
                 while r < gEnd {
                     let row = a.base + r * a.rowBytes
                     let out = tileOut + (r - g)
                     switch n {
-                    case 8: tile8(D.self, row, xb, a.xStride, chunks, out, rowGroup)
-                    case 4: tile4(D.self, row, xb, a.xStride, chunks, out, rowGroup)
-                    case 2: tile2(D.self, row, xb, a.xStride, chunks, out, rowGroup)
-                    default: out.pointee = dot1Row(D.self, row, xb, chunks)
+                    case 8: tile8(D.self, row, xb, a.xStride, chunks, out, rowGroup, nib)
+                    case 4: tile4(D.self, row, xb, a.xStride, chunks, out, rowGroup, nib)
+                    case 2: tile2(D.self, row, xb, a.xStride, chunks, out, rowGroup, nib)
+                    default: out.pointee = dot1Row(D.self, row, xb, chunks, nib)
                     }
                     if a.cols % 32 != 0 {
                         for k in 0..<n { out[k * rowGroup] += tail(D.self, a, r, b + k) }
@@ -155,12 +156,12 @@ private func tail<D: ChunkDecoder>(_: D.Type, _ a: MatMulArgs, _ r: Int, _ b: In
 // for 960-byte rows (Q4 × 1536 columns), halved the DRAM streaming rate.
 
 @inline(__always)
-private func dot1Row<D: ChunkDecoder>(_: D.Type, _ w: UnsafeRawPointer, _ x: UnsafeRawPointer, _ chunks: Int) -> Float {
+private func dot1Row<D: ChunkDecoder>(_: D.Type, _ w: UnsafeRawPointer, _ x: UnsafeRawPointer, _ chunks: Int, _ nib: Nibbles) -> Float {
     var a0 = SIMD16<Float>(), a1 = SIMD16<Float>(), a2 = SIMD16<Float>(), a3 = SIMD16<Float>()
     var c = 0
     while c + 2 <= chunks {
-        let (lo0, hi0) = D.decode(w + c * D.chunkBytes)
-        let (lo1, hi1) = D.decode(w + (c + 1) * D.chunkBytes)
+        let (lo0, hi0) = D.decode(w + c * D.chunkBytes, nib)
+        let (lo1, hi1) = D.decode(w + (c + 1) * D.chunkBytes, nib)
         a0 = a0.addingProduct(lo0, load16(x, 128 * c))
         a1 = a1.addingProduct(hi0, load16(x, 128 * c + 64))
         a2 = a2.addingProduct(lo1, load16(x, 128 * c + 128))
@@ -168,7 +169,7 @@ private func dot1Row<D: ChunkDecoder>(_: D.Type, _ w: UnsafeRawPointer, _ x: Uns
         c += 2
     }
     while c < chunks {
-        let (lo, hi) = D.decode(w + c * D.chunkBytes)
+        let (lo, hi) = D.decode(w + c * D.chunkBytes, nib)
         a0 = a0.addingProduct(lo, load16(x, 128 * c))
         a1 = a1.addingProduct(hi, load16(x, 128 * c + 64))
         c += 1
@@ -178,11 +179,11 @@ private func dot1Row<D: ChunkDecoder>(_: D.Type, _ w: UnsafeRawPointer, _ x: Uns
 
 @inline(__always)
 private func tile2<D: ChunkDecoder>(_: D.Type, _ w: UnsafeRawPointer, _ x: UnsafeRawPointer, _ xs: Int,
-                                    _ chunks: Int, _ y: UnsafeMutablePointer<Float>, _ ys: Int) {
+                                    _ chunks: Int, _ y: UnsafeMutablePointer<Float>, _ ys: Int, _ nib: Nibbles) {
     var a0 = SIMD16<Float>(), a1 = SIMD16<Float>(), b0 = SIMD16<Float>(), b1 = SIMD16<Float>()
     let xa = x, xb = x + xs
     for c in 0..<chunks {
-        let (lo, hi) = D.decode(w + c * D.chunkBytes)
+        let (lo, hi) = D.decode(w + c * D.chunkBytes, nib)
         let o = 128 * c
         a0 = a0.addingProduct(lo, load16(xa, o)); a1 = a1.addingProduct(hi, load16(xa, o + 64))
         b0 = b0.addingProduct(lo, load16(xb, o)); b1 = b1.addingProduct(hi, load16(xb, o + 64))
@@ -193,12 +194,12 @@ private func tile2<D: ChunkDecoder>(_: D.Type, _ w: UnsafeRawPointer, _ x: Unsaf
 
 @inline(__always)
 private func tile4<D: ChunkDecoder>(_: D.Type, _ w: UnsafeRawPointer, _ x: UnsafeRawPointer, _ xs: Int,
-                                    _ chunks: Int, _ y: UnsafeMutablePointer<Float>, _ ys: Int) {
+                                    _ chunks: Int, _ y: UnsafeMutablePointer<Float>, _ ys: Int, _ nib: Nibbles) {
     var a0 = SIMD16<Float>(), a1 = SIMD16<Float>(), b0 = SIMD16<Float>(), b1 = SIMD16<Float>()
     var c0 = SIMD16<Float>(), c1 = SIMD16<Float>(), d0 = SIMD16<Float>(), d1 = SIMD16<Float>()
     let xa = x, xb = x + xs, xc = x + 2 * xs, xd = x + 3 * xs
     for c in 0..<chunks {
-        let (lo, hi) = D.decode(w + c * D.chunkBytes)
+        let (lo, hi) = D.decode(w + c * D.chunkBytes, nib)
         let o = 128 * c
         a0 = a0.addingProduct(lo, load16(xa, o)); a1 = a1.addingProduct(hi, load16(xa, o + 64))
         b0 = b0.addingProduct(lo, load16(xb, o)); b1 = b1.addingProduct(hi, load16(xb, o + 64))
@@ -213,13 +214,13 @@ private func tile4<D: ChunkDecoder>(_: D.Type, _ w: UnsafeRawPointer, _ x: Unsaf
 
 @inline(__always)
 private func tile8<D: ChunkDecoder>(_: D.Type, _ w: UnsafeRawPointer, _ x: UnsafeRawPointer, _ xs: Int,
-                                    _ chunks: Int, _ y: UnsafeMutablePointer<Float>, _ ys: Int) {
+                                    _ chunks: Int, _ y: UnsafeMutablePointer<Float>, _ ys: Int, _ nib: Nibbles) {
     var a = SIMD16<Float>(), b = SIMD16<Float>(), c = SIMD16<Float>(), d = SIMD16<Float>()
     var e = SIMD16<Float>(), f = SIMD16<Float>(), g = SIMD16<Float>(), h = SIMD16<Float>()
     let x0 = x, x1 = x + xs, x2 = x + 2 * xs, x3 = x + 3 * xs
     let x4 = x + 4 * xs, x5 = x + 5 * xs, x6 = x + 6 * xs, x7 = x + 7 * xs
     for k in 0..<chunks {
-        let (lo, hi) = D.decode(w + k * D.chunkBytes)
+        let (lo, hi) = D.decode(w + k * D.chunkBytes, nib)
         let o = 128 * k
         a = a.addingProduct(lo, load16(x0, o)).addingProduct(hi, load16(x0, o + 64))
         b = b.addingProduct(lo, load16(x1, o)).addingProduct(hi, load16(x1, o + 64))
@@ -236,15 +237,15 @@ private func tile8<D: ChunkDecoder>(_: D.Type, _ w: UnsafeRawPointer, _ x: Unsaf
 
 @inline(__always)
 private func tile2x8<D: ChunkDecoder>(_: D.Type, _ w: UnsafeRawPointer, _ rowBytes: Int, _ x: UnsafeRawPointer, _ xs: Int,
-                                      _ chunks: Int, _ y: UnsafeMutablePointer<Float>, _ ys: Int) {
+                                      _ chunks: Int, _ y: UnsafeMutablePointer<Float>, _ ys: Int, _ nib: Nibbles) {
     var a0 = SIMD16<Float>(), b0 = SIMD16<Float>(), c0 = SIMD16<Float>(), d0 = SIMD16<Float>()
     var e0 = SIMD16<Float>(), f0 = SIMD16<Float>(), g0 = SIMD16<Float>(), h0 = SIMD16<Float>()
     var a1 = SIMD16<Float>(), b1 = SIMD16<Float>(), c1 = SIMD16<Float>(), d1 = SIMD16<Float>()
     var e1 = SIMD16<Float>(), f1 = SIMD16<Float>(), g1 = SIMD16<Float>(), h1 = SIMD16<Float>()
     let w1 = w + rowBytes
     for k in 0..<chunks {
-        let (lo0, hi0) = D.decode(w + k * D.chunkBytes)
-        let (lo1, hi1) = D.decode(w1 + k * D.chunkBytes)
+        let (lo0, hi0) = D.decode(w + k * D.chunkBytes, nib)
+        let (lo1, hi1) = D.decode(w1 + k * D.chunkBytes, nib)
         let o = 128 * k
         var p = x + o
         var v = load16(p), u = load16(p, 64)
