@@ -9,13 +9,35 @@
 // calls per vector, whereas these loops lower to single vpmovzxbd / vcvtdq2ps /
 // vcvtph2ps instructions (checked with -emit-assembly).
 
+/// Constants for unpacking 4-bit quants, created once per kernel call by `Nibbles.make()`.
+///
+/// They are run-time values on purpose: with literal constants LLVM narrows the mask and shift
+/// to the 16 packed bytes before widening (vmovdqu + vpand + vgf2p8affineqb + 2 vpmovzxbd per
+/// block); with opaque ones it widens straight from memory and masks/shifts in 32-bit lanes
+/// (vpmovzxbd + vpandd + vpsrlvd): two vector ops fewer per 32 weights, in the loop that
+/// bounds batch-1 decode.
+@usableFromInline
+struct Nibbles {
+    let mask: SIMD16<Int32>
+    let shift: SIMD16<Int32>
+
+    @inline(__always)
+    static func make() -> Nibbles {
+        Nibbles(mask: SIMD16(repeating: opaqueInt32(0xF)), shift: SIMD16(repeating: opaqueInt32(4)))
+    }
+}
+
+/// Identity the optimizer cannot see through (see `Nibbles`).
+@_optimize(none) @inline(never)
+func opaqueInt32(_ v: Int32) -> Int32 { v }
+
 /// Decodes the weights of one "chunk" of 32 columns.
 @usableFromInline
 protocol ChunkDecoder {
     /// Bytes that hold 32 consecutive weights of a row.
     static var chunkBytes: Int { get }
     /// Columns [0, 16) and [16, 32) of the chunk at `p`, as exact floats of the format's value.
-    static func decode(_ p: UnsafeRawPointer) -> (SIMD16<Float>, SIMD16<Float>)
+    static func decode(_ p: UnsafeRawPointer, _ k: Nibbles) -> (SIMD16<Float>, SIMD16<Float>)
     /// Weight `i` of a row stored at `p`, for the column tail of plain float formats whose
     /// `cols` is not a multiple of 32 (block formats never have a tail).
     static func scalar(_ p: UnsafeRawPointer, _ i: Int) -> Float
@@ -47,6 +69,41 @@ func halfLoad(_ p: UnsafeRawPointer, _ offset: Int = 0) -> Float {
     Float(Float16(bitPattern: p.loadUnaligned(fromByteOffset: offset, as: UInt16.self)))
 }
 
+/// fp16 bits to Float with integer ops and one multiply (exact for zero, subnormal and normal
+/// values; inf/NaN, which no valid block scale holds, come out as large finite numbers).
+///
+/// Used for block scales instead of F16C: a scalar fp16 load + vcvtph2ps compiles to
+/// vpinsrw, which merges into an arbitrary register — often an FMA accumulator — and so
+/// chained each block's decode to the previous block's FMAs (Q8_0 batch 2 ran at half
+/// speed). Here the bits go through a general register and a zero-extending vmovd.
+@inline(__always) @usableFromInline
+func scaleFromHalf(_ h: UInt16) -> Float {
+    let b = UInt32(h)
+    // Sign to bit 31, exponent+mantissa to bits 13...27: the value is then the half's value
+    // times 2^-112 (the exponent-bias difference), undone by the multiply.
+    return Float(bitPattern: (b & 0x8000) << 16 | (b & 0x7FFF) << 13) * 0x1p112
+}
+
+@inline(__always) @usableFromInline
+func blockScale(_ p: UnsafeRawPointer, _ offset: Int = 0) -> Float {
+    scaleFromHalf(p.loadUnaligned(fromByteOffset: offset, as: UInt16.self))
+}
+
+/// A Q4_1 block's (d, m) from one zero-extending 4-byte vector load (vmovd), which carries no
+/// false dependency either and needs one conversion less than two `blockScale`s. (Q8_0 and
+/// Q4_0 cannot do this: their quants start at byte 2, and LLVM then rebuilds the quant vector
+/// out of the overlapping loads with shuffles.)
+@inline(__always) @usableFromInline
+func blockScalePair(_ p: UnsafeRawPointer) -> (Float, Float) {
+    let v = p.loadUnaligned(as: SIMD2<UInt16>.self)
+    var w = SIMD4<UInt16>()
+    w[0] = v[0]
+    w[1] = v[1]
+    var r = SIMD4<Float>()
+    for i in 0..<4 { r[i] = Float(Float16(bitPattern: w[i])) }
+    return (r[0], r[1])
+}
+
 @inline(__always) @usableFromInline
 func load16(_ p: UnsafeRawPointer, _ offset: Int = 0) -> SIMD16<Float> {
     p.loadUnaligned(fromByteOffset: offset, as: SIMD16<Float>.self)
@@ -69,7 +126,7 @@ func hsum(_ v: SIMD16<Float>) -> Float {
 @usableFromInline enum DecodeF32: ChunkDecoder {
     @usableFromInline static var chunkBytes: Int { 128 }
     @inline(__always) @usableFromInline
-    static func decode(_ p: UnsafeRawPointer) -> (SIMD16<Float>, SIMD16<Float>) {
+    static func decode(_ p: UnsafeRawPointer, _ k: Nibbles) -> (SIMD16<Float>, SIMD16<Float>) {
         (load16(p), load16(p, 64))
     }
     @inline(__always) @usableFromInline
@@ -87,7 +144,7 @@ func hsum(_ v: SIMD16<Float>) -> Float {
         return r
     }
     @inline(__always) @usableFromInline
-    static func decode(_ p: UnsafeRawPointer) -> (SIMD16<Float>, SIMD16<Float>) {
+    static func decode(_ p: UnsafeRawPointer, _ k: Nibbles) -> (SIMD16<Float>, SIMD16<Float>) {
         (half16(p.loadUnaligned(as: SIMD16<UInt16>.self)),
          half16(p.loadUnaligned(fromByteOffset: 32, as: SIMD16<UInt16>.self)))
     }
@@ -104,7 +161,7 @@ func hsum(_ v: SIMD16<Float>) -> Float {
         return unsafeBitCast(r &<< 16, to: SIMD16<Float>.self)
     }
     @inline(__always) @usableFromInline
-    static func decode(_ p: UnsafeRawPointer) -> (SIMD16<Float>, SIMD16<Float>) {
+    static func decode(_ p: UnsafeRawPointer, _ k: Nibbles) -> (SIMD16<Float>, SIMD16<Float>) {
         (bf16(p.loadUnaligned(as: SIMD16<UInt16>.self)),
          bf16(p.loadUnaligned(fromByteOffset: 32, as: SIMD16<UInt16>.self)))
     }
@@ -117,8 +174,8 @@ func hsum(_ v: SIMD16<Float>) -> Float {
 @usableFromInline enum DecodeQ8_0: ChunkDecoder {
     @usableFromInline static var chunkBytes: Int { 34 }
     @inline(__always) @usableFromInline
-    static func decode(_ p: UnsafeRawPointer) -> (SIMD16<Float>, SIMD16<Float>) {
-        let d = SIMD16<Float>(repeating: halfLoad(p))
+    static func decode(_ p: UnsafeRawPointer, _ k: Nibbles) -> (SIMD16<Float>, SIMD16<Float>) {
+        let d = SIMD16<Float>(repeating: blockScale(p))
         let lo = toFloat(widenS8(p.loadUnaligned(fromByteOffset: 2, as: SIMD16<Int8>.self)))
         let hi = toFloat(widenS8(p.loadUnaligned(fromByteOffset: 18, as: SIMD16<Int8>.self)))
         return (lo * d, hi * d)
@@ -130,13 +187,13 @@ func hsum(_ v: SIMD16<Float>) -> Float {
 @usableFromInline enum DecodeQ4_0: ChunkDecoder {
     @usableFromInline static var chunkBytes: Int { 18 }
     @inline(__always) @usableFromInline
-    static func decode(_ p: UnsafeRawPointer) -> (SIMD16<Float>, SIMD16<Float>) {
-        let dv = halfLoad(p)
+    static func decode(_ p: UnsafeRawPointer, _ k: Nibbles) -> (SIMD16<Float>, SIMD16<Float>) {
+        let dv = blockScale(p)
         let d = SIMD16<Float>(repeating: dv)
         // fma(q, d, -8d) rounds d·(q-8) exactly once, like the reference: -8d is exact.
         let off = SIMD16<Float>(repeating: -8 * dv)
         let q = widenU8(p.loadUnaligned(fromByteOffset: 2, as: SIMD16<UInt8>.self))
-        let lo = toFloat(q & 0xF), hi = toFloat(q &>> 4)
+        let lo = toFloat(q & k.mask), hi = toFloat(q &>> k.shift)
         return (off.addingProduct(lo, d), off.addingProduct(hi, d))
     }
     @inline(__always) @usableFromInline
@@ -146,13 +203,13 @@ func hsum(_ v: SIMD16<Float>) -> Float {
 @usableFromInline enum DecodeQ4_1: ChunkDecoder {
     @usableFromInline static var chunkBytes: Int { 20 }
     @inline(__always) @usableFromInline
-    static func decode(_ p: UnsafeRawPointer) -> (SIMD16<Float>, SIMD16<Float>) {
+    static func decode(_ p: UnsafeRawPointer, _ k: Nibbles) -> (SIMD16<Float>, SIMD16<Float>) {
         // Folding the min into the dequantized weight (d·q + m) costs two FMAs per block that
         // the whole batch shares, and needs no per-call Σx scratch for the m·Σx term.
-        let d = SIMD16<Float>(repeating: halfLoad(p))
-        let m = SIMD16<Float>(repeating: halfLoad(p, 2))
+        let (dv, mv) = blockScalePair(p)
+        let d = SIMD16<Float>(repeating: dv), m = SIMD16<Float>(repeating: mv)
         let q = widenU8(p.loadUnaligned(fromByteOffset: 4, as: SIMD16<UInt8>.self))
-        let lo = toFloat(q & 0xF), hi = toFloat(q &>> 4)
+        let lo = toFloat(q & k.mask), hi = toFloat(q &>> k.shift)
         return (m.addingProduct(lo, d), m.addingProduct(hi, d))
     }
     @inline(__always) @usableFromInline

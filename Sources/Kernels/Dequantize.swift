@@ -31,8 +31,9 @@ public func dequantize(_ w: QuantizedMatrix, into dst: UnsafeMutablePointer<Floa
 private func expand<D: ChunkDecoder>(_: D.Type, _ src: UnsafeRawPointer, _ dst: UnsafeMutablePointer<Float>, _ count: Int) {
     let out = UnsafeMutableRawPointer(dst)
     let chunks = count / 32
+    let nib = Nibbles.make()
     for c in 0..<chunks {
-        let (lo, hi) = D.decode(src + c * D.chunkBytes)
+        let (lo, hi) = D.decode(src + c * D.chunkBytes, nib)
         store16(lo, out, 128 * c)
         store16(hi, out, 128 * c + 64)
     }

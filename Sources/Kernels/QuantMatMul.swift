@@ -1,11 +1,12 @@
 /// y[b * yStride + r] = Σ_c W[r, c] · x[b * xStride + c] for r in `rows`, b in 0..<batch.
 ///
 /// Reads each weight row once for the whole batch: decode steps are bandwidth-bound, so a
-/// batch of B tokens costs about one pass over the (quantized) weights. Activations should
-/// be 64-byte aligned with `xStride` a multiple of 16: split-line vector loads cost up to a
-/// third of the batched throughput. Weights are decoded
+/// batch of B tokens costs about one pass over the (quantized) weights. Weights are decoded
 /// to exact fp32 in registers and multiplied with fp32 activations, so the result equals the
 /// dequantize-then-dot reference up to summation order (no activation quantization).
+///
+/// Activations should be 64-byte aligned with `xStride` a multiple of 16: vector loads that
+/// straddle cache lines cost up to a third of the batched throughput.
 ///
 /// Allocates nothing and is safe to call concurrently on disjoint `rows` (that is how the
 /// caller splits it over a `ThreadPool`; see also `quantizedMatMul(_:x:xStride:batch:y:yStride:pool:)`).
@@ -76,55 +77,64 @@ private let rowGroup = 16
 @inline(never)
 private func matMul<D: ChunkDecoder>(_: D.Type, _ a: MatMulArgs, _ rows: Range<Int>) {
     let chunks = a.cols / 32
+    let nib = Nibbles.make()
     if a.batch == 1 {
         for r in rows {
-            a.y[r] = dot1Row(D.self, a.base + r * a.rowBytes, a.x, chunks) + tail(D.self, a, r, 0)
+            a.y[r] = dot1Row(D.self, a.base + r * a.rowBytes, a.x, chunks, nib) + tail(D.self, a, r, 0)
         }
         return
     }
-    var g = rows.lowerBound
-    while g < rows.upperBound {
-        let gEnd = min(g + rowGroup, rows.upperBound)
-        var b = 0
-        while b < a.batch {
-            let left = a.batch - b
-            let n = left >= 8 ? 8 : left >= 4 ? 4 : left >= 2 ? 2 : 1
-            let xb = a.x + b * a.xStride
-            var r = g
-            // Row pairs share every activation load between two rows' FMAs.
-            while n >= 4 && r + 2 <= gEnd {
-                let row = a.base + r * a.rowBytes
-                let out = a.y + b * a.yStride + r
-                if n == 8 {
-                    tile2x8(D.self, row, a.rowBytes, xb, a.xStride, chunks, out, a.yStride)
-                } else {
-                    tile2x4(D.self, row, a.rowBytes, xb, a.xStride, chunks, out, a.yStride)
+    // Row pairs (tile2x8) share each activation load between two rows, but they read two
+    // weight streams at once, and for formats with many bytes per weight DRAM then streams at
+    // a fraction of the single-row rate (Q8_0 head at batch 4: 35 vs 100 GFLOP/s cold; pairs
+    // with 4-wide tiles lost on every format). Measured: pairs win only with 8-wide tiles of
+    // 4-bit formats. (Those are block formats, so the pair loop needs no column tail.)
+    let pairs = D.chunkBytes <= 20
+    // Results go to a small stack tile first and reach y one cache line per batch vector per
+    // row group: storing each row's results straight to y put 8 stores per row at a stride
+    // that, for the 49152-row head (yStride·4 a multiple of 4096), hit one L1 set and
+    // 4K-aliased the loads (batch 8 ran at 72 instead of 112 GFLOP/s).
+    withUnsafeTemporaryAllocation(of: Float.self, capacity: 8 * rowGroup) { buf in
+        let tileOut = buf.baseAddress!
+        var g = rows.lowerBound
+        while g < rows.upperBound {
+            let gEnd = min(g + rowGroup, rows.upperBound)
+            var b = 0
+            while b < a.batch {
+                let left = a.batch - b
+                let n = left >= 8 ? 8 : left >= 4 ? 4 : left >= 2 ? 2 : 1
+                let xb = a.x + b * a.xStride
+                var r = g
+                while pairs && n == 8 && r + 2 <= gEnd {
+                    tile2x8(D.self, a.base + r * a.rowBytes, a.rowBytes, xb, a.xStride, chunks, tileOut + (r - g), rowGroup, nib)
+                    r += 2
                 }
-                if a.cols % 32 != 0 {
-                    for k in 0..<n {
-                        out[k * a.yStride] += tail(D.self, a, r, b + k)
-                        out[k * a.yStride + 1] += tail(D.self, a, r + 1, b + k)
+                while r < gEnd {
+                    let row = a.base + r * a.rowBytes
+                    let out = tileOut + (r - g)
+                    switch n {
+                    case 8: tile8(D.self, row, xb, a.xStride, chunks, out, rowGroup, nib)
+                    case 4: tile4(D.self, row, xb, a.xStride, chunks, out, rowGroup, nib)
+                    case 2: tile2(D.self, row, xb, a.xStride, chunks, out, rowGroup, nib)
+                    default: out.pointee = dot1Row(D.self, row, xb, chunks, nib)
+                    }
+                    if a.cols % 32 != 0 {
+                        for k in 0..<n { out[k * rowGroup] += tail(D.self, a, r, b + k) }
+                    }
+                    r += 1
+                }
+                for k in 0..<n {
+                    let dst = a.y + (b + k) * a.yStride + g, src = tileOut + k * rowGroup
+                    if gEnd - g == 16 {
+                        UnsafeMutableRawPointer(dst).storeBytes(of: load16(src), as: SIMD16<Float>.self)
+                    } else {
+                        for i in 0..<(gEnd - g) { dst[i] = src[i] }
                     }
                 }
-                r += 2
+                b += n
             }
-            while r < gEnd {
-                let row = a.base + r * a.rowBytes
-                let out = a.y + b * a.yStride + r
-                switch n {
-                case 8: tile8(D.self, row, xb, a.xStride, chunks, out, a.yStride)
-                case 4: tile4(D.self, row, xb, a.xStride, chunks, out, a.yStride)
-                case 2: tile2(D.self, row, xb, a.xStride, chunks, out, a.yStride)
-                default: out.pointee = dot1Row(D.self, row, xb, chunks)
-                }
-                if a.cols % 32 != 0 {
-                    for k in 0..<n { out[k * a.yStride] += tail(D.self, a, r, b + k) }
-                }
-                r += 1
-            }
-            b += n
+            g = gEnd
         }
-        g = gEnd
     }
 }
 
@@ -146,12 +156,12 @@ private func tail<D: ChunkDecoder>(_: D.Type, _ a: MatMulArgs, _ r: Int, _ b: In
 // for 960-byte rows (Q4 × 1536 columns), halved the DRAM streaming rate.
 
 @inline(__always)
-private func dot1Row<D: ChunkDecoder>(_: D.Type, _ w: UnsafeRawPointer, _ x: UnsafeRawPointer, _ chunks: Int) -> Float {
+private func dot1Row<D: ChunkDecoder>(_: D.Type, _ w: UnsafeRawPointer, _ x: UnsafeRawPointer, _ chunks: Int, _ nib: Nibbles) -> Float {
     var a0 = SIMD16<Float>(), a1 = SIMD16<Float>(), a2 = SIMD16<Float>(), a3 = SIMD16<Float>()
     var c = 0
     while c + 2 <= chunks {
-        let (lo0, hi0) = D.decode(w + c * D.chunkBytes)
-        let (lo1, hi1) = D.decode(w + (c + 1) * D.chunkBytes)
+        let (lo0, hi0) = D.decode(w + c * D.chunkBytes, nib)
+        let (lo1, hi1) = D.decode(w + (c + 1) * D.chunkBytes, nib)
         a0 = a0.addingProduct(lo0, load16(x, 128 * c))
         a1 = a1.addingProduct(hi0, load16(x, 128 * c + 64))
         a2 = a2.addingProduct(lo1, load16(x, 128 * c + 128))
@@ -159,7 +169,7 @@ private func dot1Row<D: ChunkDecoder>(_: D.Type, _ w: UnsafeRawPointer, _ x: Uns
         c += 2
     }
     while c < chunks {
-        let (lo, hi) = D.decode(w + c * D.chunkBytes)
+        let (lo, hi) = D.decode(w + c * D.chunkBytes, nib)
         a0 = a0.addingProduct(lo, load16(x, 128 * c))
         a1 = a1.addingProduct(hi, load16(x, 128 * c + 64))
         c += 1
@@ -169,11 +179,11 @@ private func dot1Row<D: ChunkDecoder>(_: D.Type, _ w: UnsafeRawPointer, _ x: Uns
 
 @inline(__always)
 private func tile2<D: ChunkDecoder>(_: D.Type, _ w: UnsafeRawPointer, _ x: UnsafeRawPointer, _ xs: Int,
-                                    _ chunks: Int, _ y: UnsafeMutablePointer<Float>, _ ys: Int) {
+                                    _ chunks: Int, _ y: UnsafeMutablePointer<Float>, _ ys: Int, _ nib: Nibbles) {
     var a0 = SIMD16<Float>(), a1 = SIMD16<Float>(), b0 = SIMD16<Float>(), b1 = SIMD16<Float>()
     let xa = x, xb = x + xs
     for c in 0..<chunks {
-        let (lo, hi) = D.decode(w + c * D.chunkBytes)
+        let (lo, hi) = D.decode(w + c * D.chunkBytes, nib)
         let o = 128 * c
         a0 = a0.addingProduct(lo, load16(xa, o)); a1 = a1.addingProduct(hi, load16(xa, o + 64))
         b0 = b0.addingProduct(lo, load16(xb, o)); b1 = b1.addingProduct(hi, load16(xb, o + 64))
@@ -184,12 +194,12 @@ private func tile2<D: ChunkDecoder>(_: D.Type, _ w: UnsafeRawPointer, _ x: Unsaf
 
 @inline(__always)
 private func tile4<D: ChunkDecoder>(_: D.Type, _ w: UnsafeRawPointer, _ x: UnsafeRawPointer, _ xs: Int,
-                                    _ chunks: Int, _ y: UnsafeMutablePointer<Float>, _ ys: Int) {
+                                    _ chunks: Int, _ y: UnsafeMutablePointer<Float>, _ ys: Int, _ nib: Nibbles) {
     var a0 = SIMD16<Float>(), a1 = SIMD16<Float>(), b0 = SIMD16<Float>(), b1 = SIMD16<Float>()
     var c0 = SIMD16<Float>(), c1 = SIMD16<Float>(), d0 = SIMD16<Float>(), d1 = SIMD16<Float>()
     let xa = x, xb = x + xs, xc = x + 2 * xs, xd = x + 3 * xs
     for c in 0..<chunks {
-        let (lo, hi) = D.decode(w + c * D.chunkBytes)
+        let (lo, hi) = D.decode(w + c * D.chunkBytes, nib)
         let o = 128 * c
         a0 = a0.addingProduct(lo, load16(xa, o)); a1 = a1.addingProduct(hi, load16(xa, o + 64))
         b0 = b0.addingProduct(lo, load16(xb, o)); b1 = b1.addingProduct(hi, load16(xb, o + 64))
@@ -204,13 +214,13 @@ private func tile4<D: ChunkDecoder>(_: D.Type, _ w: UnsafeRawPointer, _ x: Unsaf
 
 @inline(__always)
 private func tile8<D: ChunkDecoder>(_: D.Type, _ w: UnsafeRawPointer, _ x: UnsafeRawPointer, _ xs: Int,
-                                    _ chunks: Int, _ y: UnsafeMutablePointer<Float>, _ ys: Int) {
+                                    _ chunks: Int, _ y: UnsafeMutablePointer<Float>, _ ys: Int, _ nib: Nibbles) {
     var a = SIMD16<Float>(), b = SIMD16<Float>(), c = SIMD16<Float>(), d = SIMD16<Float>()
     var e = SIMD16<Float>(), f = SIMD16<Float>(), g = SIMD16<Float>(), h = SIMD16<Float>()
     let x0 = x, x1 = x + xs, x2 = x + 2 * xs, x3 = x + 3 * xs
     let x4 = x + 4 * xs, x5 = x + 5 * xs, x6 = x + 6 * xs, x7 = x + 7 * xs
     for k in 0..<chunks {
-        let (lo, hi) = D.decode(w + k * D.chunkBytes)
+        let (lo, hi) = D.decode(w + k * D.chunkBytes, nib)
         let o = 128 * k
         a = a.addingProduct(lo, load16(x0, o)).addingProduct(hi, load16(x0, o + 64))
         b = b.addingProduct(lo, load16(x1, o)).addingProduct(hi, load16(x1, o + 64))
@@ -226,40 +236,16 @@ private func tile8<D: ChunkDecoder>(_: D.Type, _ w: UnsafeRawPointer, _ x: Unsaf
 }
 
 @inline(__always)
-private func tile2x4<D: ChunkDecoder>(_: D.Type, _ w: UnsafeRawPointer, _ rowBytes: Int, _ x: UnsafeRawPointer, _ xs: Int,
-                                      _ chunks: Int, _ y: UnsafeMutablePointer<Float>, _ ys: Int) {
-    var a0 = SIMD16<Float>(), b0 = SIMD16<Float>(), c0 = SIMD16<Float>(), d0 = SIMD16<Float>()
-    var a1 = SIMD16<Float>(), b1 = SIMD16<Float>(), c1 = SIMD16<Float>(), d1 = SIMD16<Float>()
-    let xa = x, xb = x + xs, xc = x + 2 * xs, xd = x + 3 * xs
-    let w1 = w + rowBytes
-    for k in 0..<chunks {
-        let (lo0, hi0) = D.decode(w + k * D.chunkBytes)
-        let (lo1, hi1) = D.decode(w1 + k * D.chunkBytes)
-        let o = 128 * k
-        var v = load16(xa, o), u = load16(xa, o + 64)
-        a0 = a0.addingProduct(lo0, v).addingProduct(hi0, u); a1 = a1.addingProduct(lo1, v).addingProduct(hi1, u)
-        v = load16(xb, o); u = load16(xb, o + 64)
-        b0 = b0.addingProduct(lo0, v).addingProduct(hi0, u); b1 = b1.addingProduct(lo1, v).addingProduct(hi1, u)
-        v = load16(xc, o); u = load16(xc, o + 64)
-        c0 = c0.addingProduct(lo0, v).addingProduct(hi0, u); c1 = c1.addingProduct(lo1, v).addingProduct(hi1, u)
-        v = load16(xd, o); u = load16(xd, o + 64)
-        d0 = d0.addingProduct(lo0, v).addingProduct(hi0, u); d1 = d1.addingProduct(lo1, v).addingProduct(hi1, u)
-    }
-    y[0] = hsum(a0); y[ys] = hsum(b0); y[2 * ys] = hsum(c0); y[3 * ys] = hsum(d0)
-    y[1] = hsum(a1); y[ys + 1] = hsum(b1); y[2 * ys + 1] = hsum(c1); y[3 * ys + 1] = hsum(d1)
-}
-
-@inline(__always)
 private func tile2x8<D: ChunkDecoder>(_: D.Type, _ w: UnsafeRawPointer, _ rowBytes: Int, _ x: UnsafeRawPointer, _ xs: Int,
-                                      _ chunks: Int, _ y: UnsafeMutablePointer<Float>, _ ys: Int) {
+                                      _ chunks: Int, _ y: UnsafeMutablePointer<Float>, _ ys: Int, _ nib: Nibbles) {
     var a0 = SIMD16<Float>(), b0 = SIMD16<Float>(), c0 = SIMD16<Float>(), d0 = SIMD16<Float>()
     var e0 = SIMD16<Float>(), f0 = SIMD16<Float>(), g0 = SIMD16<Float>(), h0 = SIMD16<Float>()
     var a1 = SIMD16<Float>(), b1 = SIMD16<Float>(), c1 = SIMD16<Float>(), d1 = SIMD16<Float>()
     var e1 = SIMD16<Float>(), f1 = SIMD16<Float>(), g1 = SIMD16<Float>(), h1 = SIMD16<Float>()
     let w1 = w + rowBytes
     for k in 0..<chunks {
-        let (lo0, hi0) = D.decode(w + k * D.chunkBytes)
-        let (lo1, hi1) = D.decode(w1 + k * D.chunkBytes)
+        let (lo0, hi0) = D.decode(w + k * D.chunkBytes, nib)
+        let (lo1, hi1) = D.decode(w1 + k * D.chunkBytes, nib)
         let o = 128 * k
         var p = x + o
         var v = load16(p), u = load16(p, 64)
@@ -284,3 +270,4 @@ private func tile2x8<D: ChunkDecoder>(_: D.Type, _ w: UnsafeRawPointer, _ rowByt
     y[1] = hsum(a1); y[ys + 1] = hsum(b1); y[2 * ys + 1] = hsum(c1); y[3 * ys + 1] = hsum(d1)
     y[4 * ys + 1] = hsum(e1); y[5 * ys + 1] = hsum(f1); y[6 * ys + 1] = hsum(g1); y[7 * ys + 1] = hsum(h1)
 }
+

@@ -36,17 +36,17 @@ public final class ThreadPool: @unchecked Sendable {
 
     deinit { state.shutdown() }
 
-    /// Runs `body(t)` for every t in 0..<threadCount, the caller running part 0, and returns
-    /// when all are done. Each part runs exactly once; usually part t runs on thread t, but a
-    /// part may run on the caller (see the type's documentation), so index per-part scratch
-    /// by `t`, not by thread. Not reentrant.
+    /// Runs `body(t)` for every t in 0..<threadCount and returns when all are done. Each part
+    /// runs exactly once; the caller runs part 0 and the others run on whichever pool thread
+    /// claims them (possibly the caller too, see the type's documentation), so per-part
+    /// scratch indexed by `t` is safe, per-thread state is not. Not reentrant.
     public func run(_ body: (Int) -> Void) {
         run(parts: threadCount, body)
     }
 
-    /// Runs `body(p)` for every p in 0..<parts (fewer than 65000) on the pool's threads, the caller
-    /// included, and returns when all are done. More parts than threads balance the load when
-    /// threads run at different speeds, at ~0.1 µs per extra part.
+    /// Runs `body(p)` for every p in 0..<parts (fewer than 65000) on the pool's threads, the
+    /// caller included, and returns when all are done. More parts than threads balance the
+    /// load when threads run at different speeds, at ~0.1 µs per extra part.
     public func run(parts: Int, _ body: (Int) -> Void) {
         precondition(parts < 65_000, "too many parts") // leaves headroom for over-claims
         if threadCount == 1 || parts <= 1 {

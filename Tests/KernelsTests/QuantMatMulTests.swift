@@ -86,4 +86,34 @@ private func testCols(_ f: WeightFormat) -> [Int] { f.blockSize == 1 ? [96, 72] 
         }
         #expect(out == viaPool)
     }
+
+    /// Block scales are decoded without F16C (see `scaleFromHalf`): check every finite fp16
+    /// pattern, zero and subnormals included, as Q8_0 and Q4_1 scales.
+    @Test func everyFiniteHalfScaleDecodesExactly() {
+        let patterns = (0...UInt16.max).filter { ($0 & 0x7C00) != 0x7C00 }
+        var q8 = [UInt8](), q41 = [UInt8]()
+        for (i, h) in patterns.enumerated() {
+            q8 += [UInt8(h & 0xFF), UInt8(h >> 8)] + (0..<32).map { UInt8(truncatingIfNeeded: i &+ $0 &* 37) }
+            let m = patterns[(i * 7919) % patterns.count]
+            q41 += [UInt8(h & 0xFF), UInt8(h >> 8), UInt8(m & 0xFF), UInt8(m >> 8)]
+                + (0..<16).map { UInt8(truncatingIfNeeded: i &* 3 &+ $0 &* 11) }
+        }
+        for (format, bytes) in [(WeightFormat.q8_0, q8), (.q4_1, q41)] {
+            let n = 32 * patterns.count
+            var out = [Float](repeating: 0, count: n)
+            bytes.withUnsafeBytes { b in
+                dequantize(format, b.baseAddress!, &out, count: n)
+                var bad = 0
+                for i in 0..<n {
+                    let ref = referenceWeight(format, b.baseAddress!, i)
+                    // Q4_1 fuses d·q + m (one rounding instead of two): d·q's rounding,
+                    // |d·q| ≤ 15|d|, plus the sum's.
+                    let d = Float(Float16(bitPattern: patterns[i / 32]))
+                    let tol: Float = format == .q4_1 ? (16 * abs(d)).ulp + abs(ref).ulp : 0
+                    if !(abs(out[i] - ref) <= tol) { bad += 1 }
+                }
+                #expect(bad == 0, "\(format): \(bad) mismatches")
+            }
+        }
+    }
 }
