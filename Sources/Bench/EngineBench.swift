@@ -93,6 +93,8 @@ public enum EngineBench {
             for t in tables { pool.release(t.map { BlockID(rawValue: $0) }) }
         }
 
+        // Before calibration, whose buffers would dominate it.
+        let rss = peakRSSMegabytes()
         progress("calibrating sgemm and memory bandwidth")
         let sgemm = calibrate ? Calibration.sgemmGFLOPS(pool: loaded.pool) : .nan
         let bandwidth = calibrate ? Calibration.memoryReadGBps(pool: loaded.pool) : .nan
@@ -107,7 +109,7 @@ public enum EngineBench {
         return Result(
             model: loaded.name, threads: loaded.pool.threadCount, prompt_tokens: promptTokens,
             prefill_tokens_per_s: n / prefillSeconds, decode_tokens_per_s: decode,
-            peak_rss_mb: peakRSSMegabytes(), sgemm_gflops: sgemm, mem_read_gbps: bandwidth,
+            peak_rss_mb: rss, sgemm_gflops: sgemm, mem_read_gbps: bandwidth,
             prefill_gflops: prefillGFLOPS, prefill_fraction_of_sgemm: prefillGFLOPS / sgemm,
             decode_weight_mb_per_step: bytesPerStep / 1e6,
             decode_b1_gbps: b1 * bytesPerStep / 1e9,

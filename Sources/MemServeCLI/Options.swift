@@ -24,8 +24,8 @@ struct ModelArguments: ParsableArguments {
     @Option(name: .customLong("max-batch-tokens"), help: "Tokens per forward step (prefill chunk + decode tokens).")
     var maxBatchTokens: Int = 512
 
-    @Flag(name: .customLong("no-dense-weights"), help: "Do not keep fp32 copies of the weights (less memory, slower prefill).")
-    var noDenseWeights = false
+    @Option(name: .customLong("dense-weights"), help: "Keep fp32 copies of the weights for BLAS GEMM on prefill and big batches: on, off or auto (off where the quantized kernels are faster: AVX-512).")
+    var denseWeights: DenseWeights = .auto
 
     @Option(name: .customLong("dense-min-rows"), help: ArgumentHelp("Rows from which projections use fp32 GEMM instead of the quantized kernel.", visibility: .hidden))
     var denseMinRows: Int?
@@ -45,7 +45,11 @@ struct ModelArguments: ParsableArguments {
         var o = ModelOptions()
         o.maxContext = maxContext
         o.maxBatchTokens = maxBatchTokens
-        o.denseWeights = !noDenseWeights
+        switch denseWeights {
+        case .on: o.denseWeights = true
+        case .off: o.denseWeights = false
+        case .auto: break
+        }
         if let denseMinRows { o.denseMinRows = denseMinRows }
         return o
     }
@@ -137,4 +141,8 @@ extension ModelArguments {
             throw CLIError("cannot allocate the KV cache: \(error)")
         }
     }
+}
+
+enum DenseWeights: String, ExpressibleByArgument, CaseIterable {
+    case on, off, auto
 }

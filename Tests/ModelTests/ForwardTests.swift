@@ -13,6 +13,8 @@ struct ForwardTests {
         options.maxBatchTokens = 256
         options.maxContext = 256
         options.denseMinRows = denseMinRows
+        // Both paths (fp32 GEMM and quantized kernel) must exist for the tests to compare them.
+        options.denseWeights = true
         return try Transformer(file: file, options: options, pool: ThreadPool(threadCount: 2))
     }
 
