@@ -220,4 +220,14 @@ struct EngineCoreTests {
         #expect(cachedSeen > 0)
         #expect(stats.hot.used == 0 && stats.cold.used == 0)
     }
+
+    @Test("a sequence that outgrows the whole KV pool ends with .length instead of stalling")
+    func outgrowsPool() throws {
+        let e = Self.engine(blocks: 4)
+        let r = try Self.run(e, Self.request(1, promptLength: 20, maxTokens: 500))
+        // 4 blocks hold KV for 64 positions: 20 prompt + 44 generated tokens, and the 45th is
+        // sampled from the last position's logits (its own KV is never needed).
+        #expect(r.tokens.count == 45)
+        #expect(e.memPool.stats.hot.used == 0)
+    }
 }

@@ -187,8 +187,14 @@ public final class EngineCore {
             if n <= 0 { i += 1; continue }
             if !ensureBlocks(s, tokens: s.computed + n) {
                 // Out of KV blocks: preempt the newest other sequence and retry, or wait.
-                guard preemptNewest(except: s) else { break }
-                continue
+                if preemptNewest(except: s) { continue }
+                if running.count == 1 && handedOff.isEmpty && finished.isEmpty {
+                    // Alone and still out of blocks: it can never grow here. End it rather than stall.
+                    s.finish = .length
+                    finish(s)
+                    continue
+                }
+                break
             }
             add(s, count: n)
             budget -= n

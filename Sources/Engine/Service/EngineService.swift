@@ -181,19 +181,23 @@ public final class EngineService: Service, @unchecked Sendable {
                 wake.unlock()
                 continue
             }
+            var outputs: [RequestOutput] = []
             do {
-                deliver(try core.step())
+                outputs = try core.step()
             } catch {
                 logger.error("engine step failed: \(error)")
             }
+            // Before the clients hear that their requests finished: a client's next turn then
+            // finds this turn's KV already on its way (PD-Caching-3).
+            if let finishedHandler {
+                let done = core.takeFinished()
+                if !done.isEmpty { finishedHandler(done) }
+            }
+            deliver(outputs)
             if let handoffHandler {
                 for h in core.takeHandoffs() {
                     if let sink = live.removeValue(forKey: h.id) { handoffHandler(h, sink) } else { core.releaseHandoff(h.id) }
                 }
-            }
-            if let finishedHandler {
-                let done = core.takeFinished()
-                if !done.isEmpty { finishedHandler(done) }
             }
             publishStats()
         }
