@@ -137,6 +137,9 @@ public final class PDCluster: InferenceBackend {
                 $0.blocksSkipped += source.count - moved
             }
             return true
+        } dropped: {
+            sink.fail(EngineError.shuttingDown)
+            prefill.enqueue { $0.core.releaseHandoff(handoff.id); return true }
         }
     }
 

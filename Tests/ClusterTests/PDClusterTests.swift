@@ -109,20 +109,21 @@ struct PDClusterTests {
 
     @Test("a decode instance short of blocks back-pressures prefill; everything completes")
     func backPressure() async throws {
-        // Decode holds ~2 sequences (9-10 blocks each) at a time; 6 arrive together.
-        let c = try Self.cluster(.caching2, decodeBlocks: 20)
+        // Decode has 8 blocks: one sequence (7-8 blocks at its longest) at a time, so handoffs
+        // arriving meanwhile (4-6 blocks each) must wait; 6 arrive together.
+        let c = try Self.cluster(.caching2, decodeBlocks: 8)
         defer { c.shutdown() }
         let results = try await withThrowingTaskGroup(of: Int.self) { group in
             for i in 0..<6 {
                 let prompt = (0..<(60 + i * 5)).map { Int32(3 + ($0 * 13 + i * 7) % 250) }
-                let stream = try c.submit(promptTokens: prompt, sampling: Self.params(60)).1
+                let stream = try c.submit(promptTokens: prompt, sampling: Self.params(40)).1
                 group.addTask { try await Self.collect(stream).tokens.count }
             }
             var counts: [Int] = []
             for try await n in group { counts.append(n) }
             return counts
         }
-        #expect(results == Array(repeating: 60, count: 6))
+        #expect(results == Array(repeating: 40, count: 6))
         #expect(c.transferStats.deferredHandoffs > 0)
         try await Self.waitIdle(c)
         #expect(c.prefill.stats.hot.used == 0 && c.decode.stats.hot.used == 0)

@@ -35,6 +35,8 @@ public final class EngineCore {
     /// Waiting to be admitted (new or preempted), FIFO.
     var waiting: [SequenceState] = []
     private var admissions = 0
+    /// Why the last step failed, if it did (its requests were ended with `.abort`).
+    public private(set) var failedStep: EngineError?
     /// Handed-off sequences whose blocks are still held (until `releaseHandoff`).
     private var handedOff: [RequestID: SequenceState] = [:]
     private var newHandoffs: [Handoff] = []
@@ -57,6 +59,12 @@ public final class EngineCore {
     }
 
     public var hasWork: Bool { !running.isEmpty || !waiting.isEmpty }
+    /// Sequences and their block counts, for diagnostics.
+    public var debugDescription: String {
+        "running " + running.map { "\($0.id):\($0.computed)/\($0.tokens.count)b\($0.blocks.count)" }.joined(separator: ",") +
+        " waiting " + waiting.map { "\($0.id):\($0.computed)/\($0.tokens.count)b\($0.blocks.count)" }.joined(separator: ",")
+    }
+
     /// Handed-off sequences whose blocks are still held.
     public var pendingHandoffCount: Int { handedOff.count }
     public var runningCount: Int { running.count }
@@ -108,15 +116,18 @@ public final class EngineCore {
     /// Runs one scheduling round and forward step; returns what each touched request produced.
     public func step() throws(EngineError) -> [RequestOutput] {
         outputs.removeAll(keepingCapacity: true)
+        failedStep = nil
         schedule()
         if batch.sequences.isEmpty { return outputs }
         let logits: Logits
         do {
             logits = try model.forward(batch, kv: kvView)
         } catch {
-            // A batch the model refuses would fail again: end its requests instead of spinning.
+            // A batch the model refuses would fail again: end its requests instead of spinning
+            // (their outputs, with finish reason .abort, are returned as usual).
             for s in scheduled { s.finish = .abort; finish(s) }
-            throw .model(error)
+            failedStep = .model(error)
+            return outputs
         }
         var row = 0
         for (s, slice) in zip(scheduled, batch.sequences) {
@@ -188,7 +199,7 @@ public final class EngineCore {
             if !ensureBlocks(s, tokens: s.computed + n) {
                 // Out of KV blocks: preempt the newest other sequence and retry, or wait.
                 if preemptNewest(except: s) { continue }
-                if running.count == 1 && handedOff.isEmpty && finished.isEmpty {
+                if running.count == 1 && handedOff.isEmpty && finished.isEmpty && waiting.allSatisfy({ $0.blocks.isEmpty }) {
                     // Alone and still out of blocks: it can never grow here. End it rather than stall.
                     s.finish = .length
                     finish(s)
@@ -208,6 +219,12 @@ public final class EngineCore {
                 releaseBlocks(of: s)
                 s.computed = 0
                 s.cachedTokens = 0
+                // Sequences further back that hold blocks (adopted from a prefill instance)
+                // must not starve the head of the queue: take theirs, newest first, and retry.
+                if let victim = waiting.dropFirst().last(where: { !$0.blocks.isEmpty }) {
+                    dropKV(of: victim)
+                    continue
+                }
                 break
             }
             waiting.removeFirst()
@@ -241,16 +258,27 @@ public final class EngineCore {
         let candidates = running.indices.filter { i in
             running[i] !== keep && !scheduled.contains { $0 === running[i] }
         }
-        guard let victimIndex = candidates.max(by: { running[$0].admittedAt < running[$1].admittedAt }) else {
-            return false
+        if let victimIndex = candidates.max(by: { running[$0].admittedAt < running[$1].admittedAt }) {
+            let victim = running.remove(at: victimIndex)
+            dropKV(of: victim)
+            waiting.insert(victim, at: 0)
+            return true
         }
-        let victim = running.remove(at: victimIndex)
+        // Waiting sequences that hold blocks (adopted from a prefill instance) give them up last.
+        if let victim = waiting.last(where: { !$0.blocks.isEmpty }) {
+            dropKV(of: victim)
+            return true
+        }
+        return false
+    }
+
+    /// Recompute-style preemption: the KV goes (into the cache, when caching) and will be
+    /// recomputed, from the cache where it survives, when the sequence runs again.
+    private func dropKV(of victim: SequenceState) {
         if configuration.prefixCaching { cacheComputedBlocks(of: victim) }
         releaseBlocks(of: victim)
         victim.computed = 0
         victim.cachedTokens = 0
-        waiting.insert(victim, at: 0)
-        return true
     }
 
     // MARK: - Output

@@ -26,7 +26,8 @@ public final class EngineService: Service, @unchecked Sendable {
     private var live: [RequestID: RequestSink] = [:]
     /// Work that could not run yet (e.g. no free blocks for an arriving handoff), retried after
     /// every step: this is how a busy decode instance pushes back on prefill.
-    private var deferred: [@Sendable (EngineService) -> Bool] = []
+    private var deferred: [EngineTask] = []
+    private var stopDeadline: UInt64 = 0
     private let logger = Logger(label: "memserve.engine")
     private let inbox = Mutex(Inbox())
     private let wake = NSCondition()
@@ -36,7 +37,7 @@ public final class EngineService: Service, @unchecked Sendable {
 
     struct Inbox {
         var added: [(GenerationRequest, RequestSink)] = []
-        var tasks: [@Sendable (EngineService) -> Bool] = []
+        var tasks: [EngineTask] = []
         var aborted: [RequestID] = []
         var stopping = false
         var stopped = false
@@ -100,8 +101,9 @@ public final class EngineService: Service, @unchecked Sendable {
 
     /// Runs `work` on the engine thread before the next step. Work returning false is retried
     /// after each step until it returns true.
-    public func enqueue(_ work: @escaping @Sendable (EngineService) -> Bool) {
-        inbox.withLock { $0.tasks.append(work) }
+    public func enqueue(_ work: @escaping @Sendable (EngineService) -> Bool, dropped: (@Sendable () -> Void)? = nil) {
+        let task = EngineTask(work, dropped: dropped)
+        inbox.withLock { $0.tasks.append(task) }
         signal()
     }
 
@@ -166,17 +168,33 @@ public final class EngineService: Service, @unchecked Sendable {
                 }
             }
             for id in aborted where core.abort(id) || live[id] != nil {
-                live[id] = nil
+                // The consumer is usually gone already; if not, it sees the stream end.
+                live.removeValue(forKey: id)?.continuation.finish()
                 metrics.aborted.increment()
             }
             runTasks(tasks)
+            if stopping {
+                // Whatever is still here after a grace period (work stuck on another instance
+                // that stopped first) is ended, so a stopping process never hangs on this thread.
+                let now = DispatchTime.now().uptimeNanoseconds
+                if stopDeadline == 0 { stopDeadline = now + 1_000_000_000 }
+                if now > stopDeadline {
+                    let pool = core.memPool.stats
+                    logger.warning("engine: forced stop: running \(core.runningCount), waiting \(core.waitingCount), live \(live.count), deferred \(deferred.count), handoffs \(core.pendingHandoffCount), hot used \(pool.hot.used)/\(pool.hot.capacity) cached \(pool.hot.cached)")
+                    for task in deferred { task.dropped?() }
+                    deferred.removeAll()
+                    for (_, sink) in live { sink.fail(EngineError.shuttingDown) }
+                    live.removeAll()
+                    break
+                }
+            }
             if !core.hasWork {
                 if stopping && live.isEmpty && deferred.isEmpty && core.pendingHandoffCount == 0 { break }
                 publishStats()
                 wake.lock()
                 if inbox.withLock({ $0.added.isEmpty && $0.aborted.isEmpty && $0.tasks.isEmpty && !$0.stopping }) {
                     // Deferred work waits for blocks another instance may free: poll it.
-                    if deferred.isEmpty { wake.wait() } else { _ = wake.wait(until: Date().addingTimeInterval(0.002)) }
+                    if deferred.isEmpty && !stopping { wake.wait() } else { _ = wake.wait(until: Date().addingTimeInterval(0.002)) }
                 }
                 wake.unlock()
                 continue
@@ -184,6 +202,7 @@ public final class EngineService: Service, @unchecked Sendable {
             var outputs: [RequestOutput] = []
             do {
                 outputs = try core.step()
+                if let failed = core.failedStep { logger.error("engine step failed: \(failed)") }
             } catch {
                 logger.error("engine step failed: \(error)")
             }
@@ -205,10 +224,17 @@ public final class EngineService: Service, @unchecked Sendable {
         inbox.withLock { $0.stopped = true }
     }
 
-    private func runTasks(_ tasks: [@Sendable (EngineService) -> Bool]) {
+    private func runTasks(_ tasks: [EngineTask]) {
         let retry = deferred
         deferred.removeAll()
-        for task in retry + tasks where !task(self) { deferred.append(task) }
+        for task in retry + tasks where !task.body(self) {
+            task.retries += 1
+            if task.retries == 20_000 {
+                let pool = core.memPool.stats
+                FileHandle.standardError.write(Data("engine: a task has waited 20000 rounds: running \(core.runningCount), waiting \(core.waitingCount), live \(live.count), hot used \(pool.hot.used)/\(pool.hot.capacity) cached \(pool.hot.cached) free \(pool.hot.free) \(core.debugDescription)\n".utf8))
+            }
+            deferred.append(task)
+        }
     }
 
     private func deliver(_ outputs: [RequestOutput]) {
@@ -294,5 +320,19 @@ struct EngineMetrics {
         coldCached.record(s.cold.cached)
         coldFree.record(s.cold.free)
         evictions.record(s.evictions + s.demotions)
+    }
+}
+
+/// Work for an engine thread. A class, so a task retried many times is the same closure each
+/// time (re-storing a closure value can wrap it in another conversion thunk per retry).
+final class EngineTask: @unchecked Sendable {
+    /// Engine thread only.
+    var retries = 0
+    let body: @Sendable (EngineService) -> Bool
+    /// Called if the engine stops before the task succeeded.
+    let dropped: (@Sendable () -> Void)?
+    init(_ body: @escaping @Sendable (EngineService) -> Bool, dropped: (@Sendable () -> Void)?) {
+        self.body = body
+        self.dropped = dropped
     }
 }
