@@ -47,6 +47,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
         .package(url: "https://github.com/apple/swift-metrics", from: "2.5.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.6.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.0.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.0.0"),
     ],
     targets: blasTargets + [
         // Numeric kernels: BLAS wrapper, quantized block formats and mat-muls, vector ops, thread pool.
@@ -68,8 +70,17 @@ let package = Package(
         ], swiftSettings: fast),
         // Benchmarks behind `memserve bench`.
         .target(name: "Bench", dependencies: ["Engine", "Model", "Kernels", "MemPool", "GGUF"], swiftSettings: fast),
+        // OpenAI-compatible HTTP server over the engine, with Prometheus metrics.
+        .target(name: "Server", dependencies: [
+            "Engine", "Tokenizer", "MemPool",
+            .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "Metrics", package: "swift-metrics"),
+            .product(name: "Prometheus", package: "swift-prometheus"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+        ]),
         .executableTarget(name: "MemServeCLI", dependencies: [
-            "Engine", "Bench", "Model", "Tokenizer", "GGUF",
+            "Engine", "Bench", "Model", "Tokenizer", "GGUF", "Server",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),
@@ -79,5 +90,9 @@ let package = Package(
         .testTarget(name: "ModelTests", dependencies: ["Model", "Kernels", "GGUF", "Tokenizer"], resources: [.copy("Fixtures")]),
         .testTarget(name: "EngineTests", dependencies: ["Engine", "Model", "Tokenizer", "GGUF", "MemPool"]),
         .testTarget(name: "MemPoolTests", dependencies: ["MemPool"]),
+        .testTarget(name: "ServerTests", dependencies: [
+            "Server", "Engine", "Model", "GGUF",
+            .product(name: "HummingbirdTesting", package: "hummingbird"),
+        ]),
     ]
 )
