@@ -40,7 +40,8 @@ struct Serve: AsyncParsableCommand {
         let blocks = model.blocks(forMegabytes: modelArguments.kvMegabytes)
         let engine = EngineService(model: model, memPool: try model.makeMemPool(hotBlocks: blocks), configuration: scheduler)
         let server = MemServeServer(engine: engine, configuration: ServerConfiguration(host: host, port: port), registry: registry)
-        log.info("model \(model.name): \(blocks) KV blocks, context \(server.tokenLimit) tokens, prefix caching \(scheduler.prefixCaching ? "on" : "off")")
+        let cacheTokens = blocks * model.transformer.kvLayout.blockTokens
+        log.info("model \(model.name): context \(model.transformer.maxContext) tokens, KV cache \(blocks) blocks (\(cacheTokens) tokens), prefix caching \(scheduler.prefixCaching ? "on" : "off")")
         let host = self.host
         try await server.run { port in
             // On stdout, so a script that started the server can read the address (logs go to stderr).

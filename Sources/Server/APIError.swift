@@ -29,6 +29,8 @@ public enum APIError: Error, Equatable, Sendable {
     case shuttingDown
     /// The engine failed while generating (not the client's fault).
     case generationFailed(String)
+    /// The client hung up before the answer was ready (nginx's 499; only metrics see it).
+    case clientDisconnected
     /// Any other HTTP-level failure (raised by the framework), kept with its status.
     case http(HTTPResponse.Status, message: String)
 
@@ -42,6 +44,7 @@ public enum APIError: Error, Equatable, Sendable {
         case .methodNotAllowed: .methodNotAllowed
         case .shuttingDown: .serviceUnavailable
         case .generationFailed: .internalServerError
+        case .clientDisconnected: HTTPResponse.Status(code: 499, reasonPhrase: "Client Closed Request")
         case let .http(status, _): status
         }
     }
@@ -76,6 +79,8 @@ public enum APIError: Error, Equatable, Sendable {
             .init(message: "The server is shutting down.", type: "server_error", param: nil, code: "service_unavailable")
         case let .generationFailed(why):
             .init(message: "Generation failed: \(why)", type: "server_error", param: nil, code: nil)
+        case .clientDisconnected:
+            .init(message: "The client closed the connection.", type: invalid, param: nil, code: "client_closed_request")
         case let .http(status, message):
             .init(message: message, type: status.code >= 500 ? "server_error" : invalid, param: nil, code: nil)
         }

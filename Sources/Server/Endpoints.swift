@@ -9,17 +9,25 @@ import Prometheus
 /// stream is either collected into one JSON body or relayed as server-sent events.
 struct Endpoints: Sendable {
     let engine: EngineService
-    let planner: RequestPlanner
+    let server: MemServeServer
     let configuration: ServerConfiguration
     let registry: PrometheusCollectorRegistry
     let startTime: Int
     let logger: Logger
 
-    var modelName: String { planner.modelName }
+    var modelName: String { engine.model.name }
+
+    /// Built per request: the token limit depends on the KV cache's size, which the engine
+    /// reports only once its thread has started.
+    var planner: RequestPlanner {
+        let model = engine.model
+        return RequestPlanner(modelName: model.name, tokenizer: model.tokenizer, chatTemplate: model.chatTemplate,
+                              tokenLimit: server.tokenLimit)
+    }
 
     // MARK: - Generation
 
-    func completions(_ request: Request) async throws(APIError) -> Response {
+    func completions(_ request: Request, _ context: ServerContext) async throws(APIError) -> Response {
         let body = try await JSONBody.decode(CompletionRequest.self, from: request, limit: configuration.maxBodyBytes)
         let plan = try planner.plan(body)
         let id = "cmpl-" + Self.randomID()
@@ -36,13 +44,13 @@ struct Endpoints: Sendable {
                                    choices: [], usage: .some(usage))
             })
         }
-        let result = try await collect(requestID: requestID, stream: stream, plan: plan)
+        let result = try await collect(requestID: requestID, stream: stream, plan: plan, connectionIsOpen: context.connectionIsOpen)
         return JSONBody.response(CompletionResponse(
             id: id, created: created, model: modelName, systemFingerprint: configuration.systemFingerprint,
             choices: [.init(text: result.text, finishReason: result.finishReason)], usage: .some(result.usage)))
     }
 
-    func chatCompletions(_ request: Request) async throws(APIError) -> Response {
+    func chatCompletions(_ request: Request, _ context: ServerContext) async throws(APIError) -> Response {
         let body = try await JSONBody.decode(ChatCompletionRequest.self, from: request, limit: configuration.maxBodyBytes)
         let plan = try planner.plan(body)
         let id = "chatcmpl-" + Self.randomID()
@@ -68,7 +76,7 @@ struct Endpoints: Sendable {
                                     choices: [], usage: .some(usage))
             })
         }
-        let result = try await collect(requestID: requestID, stream: stream, plan: plan)
+        let result = try await collect(requestID: requestID, stream: stream, plan: plan, connectionIsOpen: context.connectionIsOpen)
         return JSONBody.response(ChatCompletionResponse(
             id: id, created: created, model: modelName, systemFingerprint: configuration.systemFingerprint,
             choices: [.init(message: .init(content: result.text), finishReason: result.finishReason)],
@@ -89,8 +97,22 @@ struct Endpoints: Sendable {
         var usage = Usage(prompt: 0, completion: 0, cached: 0)
     }
 
-    /// Runs a request to its end. If the handler is cancelled first, the engine request is
-    /// aborted so its KV blocks come back.
+    /// Runs a request to its end, or until the client hangs up; either way a request that did
+    /// not finish is aborted so its KV blocks come back.
+    private func collect(requestID: Engine.RequestID, stream: AsyncThrowingStream<RequestOutput, any Error>,
+                         plan: GenerationPlan, connectionIsOpen: (@Sendable () -> Bool)?) async throws(APIError) -> Collected {
+        do {
+            return try await untilDisconnect(connectionIsOpen) {
+                try await self.collect(requestID: requestID, stream: stream, plan: plan)
+            }
+        } catch let error as APIError {
+            throw error
+        } catch {
+            engine.abort(requestID)
+            throw .clientDisconnected
+        }
+    }
+
     private func collect(requestID: Engine.RequestID, stream: AsyncThrowingStream<RequestOutput, any Error>,
                          plan: GenerationPlan) async throws(APIError) -> Collected {
         var result = Collected()

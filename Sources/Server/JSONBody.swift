@@ -3,10 +3,11 @@ import Hummingbird
 
 /// Reading JSON request bodies with limits, and writing JSON responses and SSE events.
 enum JSONBody {
-    /// Encodes `value` as compact JSON (slashes unescaped, as OpenAI sends them).
+    /// Encodes `value` as compact JSON with sorted keys (slashes unescaped, as OpenAI sends them).
     static func encode(_ value: some Encodable) -> String {
         let encoder = JSONEncoder()
-        encoder.outputFormatting = [.withoutEscapingSlashes]
+        // Sorted keys: the same object always reads the same (hash order changes per process).
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         do {
             return String(decoding: try encoder.encode(value), as: UTF8.self)
         } catch {

@@ -50,7 +50,8 @@ public struct MemServeServer: Sendable {
     }
 
     /// Longest prompt plus completion the server accepts: the model's context, or the KV
-    /// cache's size if that is smaller.
+    /// cache's size if that is smaller (known once the engine thread has published its stats,
+    /// right after it starts).
     public var tokenLimit: Int {
         let model = engine.model
         let cacheTokens = engine.stats.hot.capacity * model.transformer.kvLayout.blockTokens
@@ -61,23 +62,19 @@ public struct MemServeServer: Sendable {
     /// `run` or `makeServiceGroup` put both under one lifecycle.
     /// - Parameter onListening: called with the bound port once the server accepts connections.
     public func makeApplication(onListening: @escaping @Sendable (Int) async -> Void = { _ in }) -> some ApplicationProtocol {
-        let model = engine.model
         let endpoints = Endpoints(
-            engine: engine,
-            planner: RequestPlanner(modelName: model.name, tokenizer: model.tokenizer, chatTemplate: model.chatTemplate,
-                                    tokenLimit: tokenLimit),
-            configuration: configuration, registry: registry,
+            engine: engine, server: self, configuration: configuration, registry: registry,
             startTime: Int(Date().timeIntervalSince1970), logger: logger)
 
         let routes: [String: [HTTPRequest.Method]] = [
             "/v1/completions": [.post], "/v1/chat/completions": [.post],
             "/v1/models": [.get], "/health": [.get], "/metrics": [.get],
         ]
-        let router = Router()
+        let router = Router(context: ServerContext.self)
         // Added before the routes: middleware applies only to routes registered after it.
         router.add(middleware: EdgeMiddleware(routes: routes, logger: logger))
-        router.post("/v1/completions") { request, _ in try await endpoints.completions(request) }
-        router.post("/v1/chat/completions") { request, _ in try await endpoints.chatCompletions(request) }
+        router.post("/v1/completions") { request, context in try await endpoints.completions(request, context) }
+        router.post("/v1/chat/completions") { request, context in try await endpoints.chatCompletions(request, context) }
         router.get("/v1/models") { _, _ in endpoints.models() }
         router.get("/v1/models/{id}") { _, context in try endpoints.model(named: context.parameters.get("id") ?? "") }
         router.get("/health") { _, _ in endpoints.health() }
@@ -85,6 +82,7 @@ public struct MemServeServer: Sendable {
 
         return Application(
             router: router,
+            server: .http1(configuration: .init(additionalChannelHandlers: [ConnectionWatcher()])),
             configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "memserve"),
             onServerRunning: { channel in await onListening(channel.localAddress?.port ?? 0) },
             logger: logger)

@@ -7,11 +7,12 @@ import Testing
 /// loopback port.
 @Suite("Live server: disconnects, graceful shutdown, the official openai client", .serialized)
 struct LiveServerTests {
-    /// A long streamed completion: thousands of tokens, so it is still running when the test acts.
+    /// A long streamed completion: up to 16k tokens (seconds of work even for the tiny model),
+    /// so it is still running when the test acts.
     static let longStream = #"{"prompt":"Count:","max_tokens":100000,"ignore_eos":true,"temperature":0,"stream":true}"#
 
     static func longHarness() throws -> Harness {
-        try Harness.make(contextLength: 4096, maxContext: 4096, blocks: 300)
+        try Harness.make(contextLength: 16384, maxContext: 16384, blocks: 1040)
     }
 
     /// `memserve_requests_aborted_total` as exported.
@@ -36,6 +37,23 @@ struct LiveServerTests {
             let freed = await eventually(3) { engine.stats.running + engine.stats.waiting == 0 && engine.stats.hot.used == 0 }
             #expect(freed, "request still running after the client left: \(engine.stats)")
             // Freed because it was aborted, not because it happened to finish.
+            #expect(Self.abortedCount(server) > abortedBefore)
+        }
+    }
+
+    @Test("a client that hangs up before a non-streamed answer is ready has its request aborted")
+    func disconnectAbortsNonStreamed() async throws {
+        let harness = try Self.longHarness()
+        let engine = harness.engine, server = harness.server
+        let abortedBefore = Self.abortedCount(server)
+        try await harness.withLiveServer { port in
+            let connection = try RawConnection(port: port)
+            connection.sendPOST("/v1/completions", json: #"{"prompt":"Count:","max_tokens":100000,"ignore_eos":true}"#)
+            let started = await eventually(3) { engine.stats.running == 1 }
+            #expect(started)
+            connection.close()
+            let freed = await eventually(3) { engine.stats.running + engine.stats.waiting == 0 && engine.stats.hot.used == 0 }
+            #expect(freed, "request still running after the client left: \(engine.stats)")
             #expect(Self.abortedCount(server) > abortedBefore)
         }
     }
