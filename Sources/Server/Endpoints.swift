@@ -35,7 +35,7 @@ struct Endpoints: Sendable {
         let (requestID, stream) = try submit(plan)
         if plan.stream {
             let model = modelName, fingerprint = configuration.systemFingerprint
-            return sse(requestID: requestID, stream: stream, plan: plan, makeChunks: { text, finish in
+            return sse(requestID: requestID, stream: relay(stream, whileOpen: context.connectionIsOpen), plan: plan, makeChunks: { text, finish in
                 [CompletionResponse(id: id, created: created, model: model, systemFingerprint: fingerprint,
                                     choices: [.init(text: text, finishReason: finish)],
                                     usage: plan.includeUsage ? .some(nil) : .none)]
@@ -63,7 +63,7 @@ struct Endpoints: Sendable {
                 ChatCompletionChunk(id: id, created: created, model: model, systemFingerprint: fingerprint,
                                     choices: [.init(delta: delta, finishReason: finish)], usage: usageField)
             }
-            return sse(requestID: requestID, stream: stream, plan: plan, makeChunks: { text, finish in
+            return sse(requestID: requestID, stream: relay(stream, whileOpen: context.connectionIsOpen), plan: plan, makeChunks: { text, finish in
                 // OpenAI ends with a chunk whose delta is empty and which carries the finish reason.
                 var chunks: [ChatCompletionChunk] = []
                 if !text.isEmpty { chunks.append(chunk(.init(content: text), nil)) }
@@ -101,30 +101,19 @@ struct Endpoints: Sendable {
     /// not finish is aborted so its KV blocks come back.
     private func collect(requestID: Engine.RequestID, stream: AsyncThrowingStream<RequestOutput, any Error>,
                          plan: GenerationPlan, connectionIsOpen: (@Sendable () -> Bool)?) async throws(APIError) -> Collected {
-        do {
-            return try await untilDisconnect(connectionIsOpen) {
-                try await self.collect(requestID: requestID, stream: stream, plan: plan)
-            }
-        } catch let error as APIError {
-            throw error
-        } catch {
-            engine.abort(requestID)
-            throw .clientDisconnected
-        }
-    }
-
-    private func collect(requestID: Engine.RequestID, stream: AsyncThrowingStream<RequestOutput, any Error>,
-                         plan: GenerationPlan) async throws(APIError) -> Collected {
         var result = Collected()
         var finish: FinishReason?
         do {
-            for try await out in stream {
+            for try await out in relay(stream, whileOpen: connectionIsOpen) {
                 result.text += out.text
                 result.usage = Usage(prompt: out.promptTokens, completion: out.generatedTokens, cached: out.cachedTokens)
                 if let reason = out.finishReason { finish = reason }
             }
         } catch let error as EngineError {
             throw APIError(error, promptParam: plan.promptParam)
+        } catch is ClientGone {
+            engine.abort(requestID)
+            throw .clientDisconnected
         } catch {
             engine.abort(requestID)
             throw .generationFailed("\(error)")
@@ -140,8 +129,9 @@ struct Endpoints: Sendable {
 
     /// Relays the engine stream as OpenAI server-sent events.
     ///
-    /// Client disconnects surface as a failed write (Hummingbird does not cancel the handler);
-    /// the writer then stops consuming and aborts the engine request, which frees its blocks.
+    /// A client that hangs up is noticed by the relay (or, without one, by the next failed
+    /// write); the writer then stops consuming and aborts the engine request, which frees its
+    /// blocks.
     private func sse<Chunk: Encodable & Sendable>(
         requestID: Engine.RequestID, stream: AsyncThrowingStream<RequestOutput, any Error>, plan: GenerationPlan,
         makeChunks: @escaping @Sendable (String, String?) -> [Chunk],
@@ -165,6 +155,8 @@ struct Endpoints: Sendable {
                 let next: RequestOutput?
                 do {
                     next = try await outputs.next()
+                } catch is ClientGone {
+                    return
                 } catch {
                     let apiError = (error as? EngineError).map { APIError($0, promptParam: plan.promptParam) }
                         ?? .generationFailed("\(error)")

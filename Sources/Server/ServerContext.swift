@@ -1,3 +1,4 @@
+import Engine
 import Hummingbird
 import NIOCore
 import Synchronization
@@ -63,23 +64,38 @@ final class ConnectionWatcher: ChannelInboundHandler, RemovableChannelHandler {
     }
 }
 
-/// Runs `operation` (which must end promptly when cancelled) while polling the connection;
-/// if the client hangs up first, cancels it and throws `CancellationError`.
+/// The client hung up before its answer was complete.
+struct ClientGone: Error {}
+
+/// Relays `stream` until the client's connection closes, then fails with `ClientGone`.
 ///
-/// Hummingbird cancels nothing when a client leaves, and a non-streamed answer writes nothing
-/// until it is complete, so without this a vanished client would keep its engine request
-/// running to `max_tokens`.
-func untilDisconnect<T: Sendable>(_ isOpen: (@Sendable () -> Bool)?,
-                                  _ operation: @escaping @Sendable () async throws -> T) async throws -> T {
-    guard let isOpen else { return try await operation() }
-    return try await withThrowingTaskGroup(of: T?.self) { group in
-        group.addTask { try await operation() }
-        group.addTask {
-            while isOpen() { try await Task.sleep(for: .milliseconds(50)) }
-            return nil
+/// Hummingbird cancels nothing when a client leaves: a streamed answer notices only at its next
+/// write, and a non-streamed one (or a request still queued or in a long prefill) writes
+/// nothing for a long time. Relaying ends the consumer's wait at once; it then stops reading
+/// the engine's stream, which aborts the engine request.
+func relay(_ stream: AsyncThrowingStream<RequestOutput, any Error>,
+           whileOpen isOpen: (@Sendable () -> Bool)?) -> AsyncThrowingStream<RequestOutput, any Error> {
+    guard let isOpen else { return stream }
+    let (relayed, continuation) = AsyncThrowingStream<RequestOutput, any Error>.makeStream()
+    let pump = Task {
+        do {
+            for try await output in stream { continuation.yield(output) }
+            continuation.finish()
+        } catch {
+            continuation.finish(throwing: error)
         }
-        defer { group.cancelAll() }
-        guard let first = try await group.next(), let value = first else { throw CancellationError() }
-        return value
     }
+    let watch = Task {
+        while isOpen() {
+            do { try await Task.sleep(for: .milliseconds(50)) } catch { return }
+        }
+        continuation.finish(throwing: ClientGone())
+    }
+    // Ends both tasks when the consumer stops or the relay finishes; cancelling the pump ends
+    // its iteration of the engine's stream, whose termination aborts the engine request.
+    continuation.onTermination = { _ in
+        pump.cancel()
+        watch.cancel()
+    }
+    return relayed
 }
