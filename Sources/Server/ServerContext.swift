@@ -87,7 +87,7 @@ func relay(_ stream: AsyncThrowingStream<RequestOutput, any Error>,
     }
     let watch = Task {
         while isOpen() {
-            do { try await Task.sleep(for: .milliseconds(50)) } catch { return }
+            do { try await Task.sleep(for: .milliseconds(100)) } catch { return }
         }
         continuation.finish(throwing: ClientGone())
     }
