@@ -47,6 +47,9 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
         .package(url: "https://github.com/apple/swift-metrics", from: "2.5.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.6.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.0.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.0.0"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.65.0"),
     ],
     targets: blasTargets + [
         // Numeric kernels: BLAS wrapper, quantized block formats and mat-muls, vector ops, thread pool.
@@ -74,8 +77,18 @@ let package = Package(
         ]),
         // Benchmarks behind `memserve bench`.
         .target(name: "Bench", dependencies: ["Engine", "Cluster", "Model", "Kernels", "MemPool", "GGUF"], swiftSettings: fast),
+        // OpenAI-compatible HTTP server over an inference backend, with Prometheus metrics.
+        .target(name: "Server", dependencies: [
+            "Engine", "Tokenizer", "MemPool",
+            .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "Metrics", package: "swift-metrics"),
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "Prometheus", package: "swift-prometheus"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+        ]),
         .executableTarget(name: "MemServeCLI", dependencies: [
-            "Engine", "Cluster", "Bench", "Model", "Tokenizer", "GGUF",
+            "Engine", "Cluster", "Bench", "Model", "Tokenizer", "GGUF", "Server",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),
@@ -86,5 +99,9 @@ let package = Package(
         .testTarget(name: "EngineTests", dependencies: ["Engine", "Model", "Tokenizer", "GGUF", "MemPool"]),
         .testTarget(name: "MemPoolTests", dependencies: ["MemPool"]),
         .testTarget(name: "ClusterTests", dependencies: ["Cluster", "Engine", "Model", "MemPool", "GGUF"]),
+        .testTarget(name: "ServerTests", dependencies: [
+            "Server", "Engine", "Model", "GGUF",
+            .product(name: "HummingbirdTesting", package: "hummingbird"),
+        ]),
     ]
 )

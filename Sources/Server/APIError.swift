@@ -1,0 +1,181 @@
+import Engine
+import Foundation
+import Hummingbird
+
+/// Every way a request can fail, as the HTTP edge reports it: a status and OpenAI's error
+/// body. Handlers throw these; the error middleware turns them (and anything else) into
+/// responses, so no failure escapes as a bare 500 or a dropped connection.
+public enum APIError: Error, Equatable, Sendable {
+    /// The body is not valid JSON.
+    case malformedJSON(String)
+    /// A field is missing, has the wrong type, or an unusable value.
+    case invalidRequest(message: String, param: String?, code: String? = nil)
+    /// A field or value the server understands but does not implement.
+    case unsupported(message: String, param: String?)
+    /// `model` names a model this server does not serve.
+    case modelNotFound(String)
+    /// The prompt does not fit in the context (with room for one generated token); `param`
+    /// names the field that holds it (`prompt` or `messages`).
+    case contextLengthExceeded(promptTokens: Int, limit: Int, param: String)
+    /// The body is larger than the configured limit.
+    case bodyTooLarge(limit: Int)
+    /// A POST body that is declared as something other than JSON.
+    case unsupportedMediaType(String)
+    /// No such route.
+    case notFound(path: String)
+    /// The route exists but not for this method.
+    case methodNotAllowed(method: String, allowed: [String])
+    /// The engine is draining for shutdown.
+    case shuttingDown
+    /// The engine failed while generating (not the client's fault).
+    case generationFailed(String)
+    /// The client hung up before the answer was ready (nginx's 499; only metrics see it).
+    case clientDisconnected
+    /// Any other HTTP-level failure (raised by the framework), kept with its status.
+    case http(HTTPResponse.Status, message: String)
+
+    /// The HTTP status of this error.
+    public var status: HTTPResponse.Status {
+        switch self {
+        case .malformedJSON, .invalidRequest, .unsupported, .contextLengthExceeded: .badRequest
+        case .modelNotFound, .notFound: .notFound
+        case .bodyTooLarge: .contentTooLarge
+        case .unsupportedMediaType: .unsupportedMediaType
+        case .methodNotAllowed: .methodNotAllowed
+        case .shuttingDown: .serviceUnavailable
+        case .generationFailed: .internalServerError
+        case .clientDisconnected: HTTPResponse.Status(code: 499, reasonPhrase: "Client Closed Request")
+        case let .http(status, _): status
+        }
+    }
+
+    /// The body OpenAI would send for this error.
+    public var body: ErrorResponse {
+        let invalid = "invalid_request_error"
+        let detail: ErrorResponse.Detail = switch self {
+        case let .malformedJSON(why):
+            .init(message: "We could not parse the JSON body of your request: \(why)", type: invalid, param: nil, code: "invalid_json")
+        case let .invalidRequest(message, param, code):
+            .init(message: message, type: invalid, param: param, code: code)
+        case let .unsupported(message, param):
+            .init(message: message, type: invalid, param: param, code: "unsupported_parameter")
+        case let .modelNotFound(name):
+            .init(message: "The model `\(name)` does not exist.", type: invalid, param: "model", code: "model_not_found")
+        case let .contextLengthExceeded(tokens, limit, param):
+            .init(message: "This model's maximum context length is \(limit) tokens. However, your \(param) has \(tokens) tokens, "
+                  + "which leaves no room for the completion. Please reduce the length of the \(param).",
+                  type: invalid, param: param, code: "context_length_exceeded")
+        case let .bodyTooLarge(limit):
+            .init(message: "The request body exceeds the limit of \(limit) bytes.", type: invalid, param: nil, code: "request_too_large")
+        case let .unsupportedMediaType(type):
+            .init(message: "Unsupported content type '\(type)'; send the body as application/json.",
+                  type: invalid, param: nil, code: "unsupported_media_type")
+        case let .notFound(path):
+            .init(message: "Unknown request URL: \(path). Please check the URL for typos.", type: invalid, param: nil, code: "unknown_url")
+        case let .methodNotAllowed(method, allowed):
+            .init(message: "Method \(method) is not allowed here; use \(allowed.joined(separator: ", ")).",
+                  type: invalid, param: nil, code: "method_not_allowed")
+        case .shuttingDown:
+            .init(message: "The server is shutting down.", type: "server_error", param: nil, code: "service_unavailable")
+        case let .generationFailed(why):
+            .init(message: "Generation failed: \(why)", type: "server_error", param: nil, code: nil)
+        case .clientDisconnected:
+            .init(message: "The client closed the connection.", type: invalid, param: nil, code: "client_closed_request")
+        case let .http(status, message):
+            .init(message: message, type: status.code >= 500 ? "server_error" : invalid, param: nil, code: nil)
+        }
+        return ErrorResponse(error: detail)
+    }
+
+    /// Maps the engine's refusal of a request; `promptParam` names the field that holds the prompt.
+    init(_ error: EngineError, promptParam: String) {
+        switch error {
+        case .emptyPrompt:
+            self = .invalidRequest(message: "The \(promptParam) must not be empty.", param: promptParam)
+        case let .promptTooLong(tokens, limit):
+            self = .contextLengthExceeded(promptTokens: tokens, limit: limit, param: promptParam)
+        case let .invalidSampling(why):
+            self = .invalidRequest(message: why, param: nil)
+        case let .kvCacheTooSmall(needed, capacity):
+            self = .invalidRequest(message: "The request needs \(needed) KV blocks but the server's cache holds \(capacity).",
+                                   param: nil, code: "context_length_exceeded")
+        case let .model(inner):
+            self = .invalidRequest(message: inner.description, param: nil)
+        case .shuttingDown:
+            self = .shuttingDown
+        case .duplicateRequest:
+            self = .generationFailed(error.description)
+        }
+    }
+
+    /// Describes a JSON decoding failure the way OpenAI does, naming the offending field.
+    init(_ error: DecodingError) {
+        func path(_ keys: [any CodingKey]) -> String? {
+            var out = ""
+            for key in keys {
+                if let i = key.intValue, key.stringValue.hasPrefix("Index") || key.stringValue == "\(i)" {
+                    out += "[\(i)]"
+                } else {
+                    out += out.isEmpty ? key.stringValue : "." + key.stringValue
+                }
+            }
+            return out.isEmpty ? nil : out
+        }
+        switch error {
+        case let .typeMismatch(type, context):
+            guard let param = path(context.codingPath) else {
+                self = .invalidRequest(message: "The request body must be a JSON object.", param: nil)
+                return
+            }
+            let expected = Self.typeName(type, fallback: context.debugDescription)
+            self = .invalidRequest(message: "Invalid type for '\(param)': expected \(expected).", param: param, code: "invalid_type")
+        case let .valueNotFound(type, context):
+            let param = path(context.codingPath) ?? "body"
+            self = .invalidRequest(message: "Invalid type for '\(param)': expected \(Self.typeName(type, fallback: "a value")), got null.",
+                                   param: param, code: "invalid_type")
+        case let .keyNotFound(key, context):
+            let param = path(context.codingPath + [key]) ?? key.stringValue
+            self = .invalidRequest(message: "Missing required parameter: '\(param)'.", param: param, code: "missing_required_parameter")
+        case let .dataCorrupted(context):
+            if let param = path(context.codingPath) {
+                self = .invalidRequest(message: "Invalid value for '\(param)': \(context.debugDescription)", param: param,
+                                       code: "invalid_value")
+            } else {
+                self = .malformedJSON(Self.underlyingReason(context))
+            }
+        @unknown default:
+            self = .malformedJSON("\(error)")
+        }
+    }
+
+    private static func typeName(_ type: Any.Type, fallback: String) -> String {
+        switch type {
+        case is Int.Type, is Int64.Type, is Int32.Type: "an integer"
+        case is Double.Type, is Float.Type: "a number"
+        case is Bool.Type: "a boolean"
+        case is String.Type: "a string"
+        case is [Any].Type: "an array"
+        default:
+            // Our own flexible types describe themselves ("a string or an array of ...").
+            fallback.hasPrefix("expected ") ? String(fallback.dropFirst("expected ".count)) : "a different type"
+        }
+    }
+
+    private static func underlyingReason(_ context: DecodingError.Context) -> String {
+        if let underlying = context.underlyingError as NSError? {
+            return underlying.userInfo[NSDebugDescriptionErrorKey] as? String ?? context.debugDescription
+        }
+        return context.debugDescription
+    }
+}
+
+extension APIError: HTTPResponseError {
+    /// Renders OpenAI's error body with this error's status.
+    public func response(from request: Request, context: some RequestContext) throws -> Response {
+        render()
+    }
+}
+
+extension APIError: CustomStringConvertible {
+    public var description: String { "\(status.code) \(body.error.message)" }
+}

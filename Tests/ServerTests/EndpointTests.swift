@@ -1,0 +1,213 @@
+import Foundation
+import Hummingbird
+import HummingbirdTesting
+import Testing
+@testable import Server
+
+@Suite("OpenAI endpoints over a synthetic model")
+struct EndpointTests {
+    @Test("completions, non-streaming: text_completion shape, usage, finish_reason length")
+    func completion() async throws {
+        try await Harness.make().withRouter { client in
+            let r = try await client.post("/v1/completions", #"{"model":"synthetic","prompt":"Hello there","max_tokens":5,"temperature":0,"ignore_eos":true}"#)
+            #expect(r.status == .ok)
+            #expect(r.headers[.contentType] == "application/json")
+            let j = r.json
+            #expect(j.string("id")?.hasPrefix("cmpl-") == true)
+            #expect(j.string("object") == "text_completion")
+            #expect(j.string("model") == "synthetic")
+            #expect(j.int("created") ?? 0 > 1_700_000_000)
+            let choice = try #require(j.array("choices")?.first)
+            #expect(choice.int("index") == 0)
+            #expect(choice.string("text") != nil)
+            #expect(choice.isNull("logprobs"))
+            #expect(choice.string("finish_reason") == "length")
+            let usage = try #require(j.object("usage"))
+            #expect(usage.int("completion_tokens") == 5)
+            #expect(usage.int("prompt_tokens") ?? 0 > 0)
+            #expect(usage.int("total_tokens") == (usage.int("prompt_tokens") ?? 0) + 5)
+            #expect(usage.object("prompt_tokens_details")?.int("cached_tokens") != nil)
+        }
+    }
+
+    @Test("completions accept an array of one string, token ids, no model field, and ignore unknown fields")
+    func promptForms() async throws {
+        try await Harness.make().withRouter { client in
+            for body in [#"{"prompt":["Hi"],"max_tokens":2}"#,
+                         #"{"prompt":[72,105,33],"max_tokens":2}"#,
+                         #"{"prompt":[[72,105]],"max_tokens":2,"user":"u1","some_future_field":{"x":1}}"#,
+                         #"{"prompt":"Hi","max_tokens":2,"stop":"zz","seed":-3,"top_k":-1,"n":1,"logprobs":null}"#] {
+                let r = try await client.post("/v1/completions", body)
+                #expect(r.status == .ok, "\(body): \(r.text)")
+                #expect(r.json.array("choices")?.count == 1)
+            }
+        }
+    }
+
+    @Test("completions stream: chunks, finish_reason on the last, usage chunk, [DONE]; text equals the non-streamed text")
+    func completionStream() async throws {
+        try await Harness.make().withRouter { client in
+            let base = #""prompt":"Once upon a time","max_tokens":8,"temperature":0,"ignore_eos":true"#
+            let whole = try await client.post("/v1/completions", "{\(base)}")
+            let expected = whole.json.array("choices")?.first?.string("text")
+            let r = try await client.post("/v1/completions", #"{\#(base),"stream":true,"stream_options":{"include_usage":true}}"#)
+            #expect(r.status == .ok)
+            #expect(r.headers[.contentType] == "text/event-stream")
+            let events = r.events
+            #expect(events.last == "[DONE]")
+            let chunks = events.dropLast().map(SSE.object)
+            #expect(chunks.count >= 2)
+            var text = ""
+            for chunk in chunks.dropLast() {
+                #expect(chunk.string("object") == "text_completion")
+                #expect(chunk.string("id")?.hasPrefix("cmpl-") == true)
+                #expect(chunk.isNull("usage"))
+                text += chunk.array("choices")?.first?.string("text") ?? ""
+            }
+            let finishes = chunks.dropLast().compactMap { $0.array("choices")?.first?.string("finish_reason") }
+            #expect(finishes == ["length"])
+            #expect(text == expected)
+            let usageChunk = try #require(chunks.last)
+            #expect(usageChunk.array("choices")?.isEmpty == true)
+            #expect(usageChunk.object("usage")?.int("completion_tokens") == 8)
+        }
+    }
+
+    @Test("chat, non-streaming: chat.completion shape; content as parts; developer role")
+    func chat() async throws {
+        try await Harness.make().withRouter { client in
+            let body = #"{"model":"synthetic","messages":[{"role":"developer","content":"Be brief."},{"role":"user","content":[{"type":"text","text":"Hi "},{"type":"text","text":"there"}]}],"max_completion_tokens":4,"ignore_eos":true,"temperature":0}"#
+            let r = try await client.post("/v1/chat/completions", body)
+            #expect(r.status == .ok, "\(r.text)")
+            let j = r.json
+            #expect(j.string("id")?.hasPrefix("chatcmpl-") == true)
+            #expect(j.string("object") == "chat.completion")
+            let choice = try #require(j.array("choices")?.first)
+            #expect(choice.object("message")?.string("role") == "assistant")
+            #expect(choice.object("message")?.string("content") != nil)
+            #expect(choice.string("finish_reason") == "length")
+            #expect(j.object("usage")?.int("completion_tokens") == 4)
+        }
+    }
+
+    @Test("chat stream: role chunk first, content deltas, empty delta with finish_reason, usage, [DONE]")
+    func chatStream() async throws {
+        try await Harness.make().withRouter { client in
+            let body = #"{"messages":[{"role":"user","content":"Tell me a story"}],"max_tokens":6,"ignore_eos":true,"stream":true,"stream_options":{"include_usage":true}}"#
+            let r = try await client.post("/v1/chat/completions", body)
+            #expect(r.status == .ok)
+            let events = r.events
+            #expect(events.last == "[DONE]")
+            let chunks = events.dropLast().map(SSE.object)
+            for chunk in chunks {
+                #expect(chunk.string("object") == "chat.completion.chunk")
+                #expect(chunk.string("id") == chunks[0].string("id"))
+            }
+            let first = try #require(chunks.first?.array("choices")?.first)
+            #expect(first.object("delta")?.string("role") == "assistant")
+            #expect(first.isNull("finish_reason"))
+            let last = try #require(chunks.dropLast().last?.array("choices")?.first)
+            #expect(last.object("delta")?.isEmpty == true)
+            #expect(last.string("finish_reason") == "length")
+            let usage = try #require(chunks.last?.object("usage"))
+            #expect(usage.int("completion_tokens") == 6)
+            #expect(chunks.last?.array("choices")?.isEmpty == true)
+        }
+    }
+
+    @Test("stream without include_usage leaves usage out of every chunk")
+    func streamWithoutUsage() async throws {
+        try await Harness.make().withRouter { client in
+            let r = try await client.post("/v1/chat/completions", #"{"messages":[{"role":"user","content":"x"}],"max_tokens":3,"stream":true}"#)
+            let chunks = r.events.dropLast().map(SSE.object)
+            #expect(!chunks.isEmpty)
+            #expect(chunks.allSatisfy { $0["usage"] == nil && $0.array("choices")?.count == 1 })
+        }
+    }
+
+    @Test("a repeated long prompt reports cached prompt tokens (prefix caching)")
+    func cachedTokens() async throws {
+        try await Harness.make().withRouter { client in
+            let prompt = String(repeating: "The quick brown fox jumps over the lazy dog. ", count: 3)
+            let body = #"{"messages":[{"role":"user","content":"\#(prompt)"}],"max_tokens":2}"#
+            let first = try await client.post("/v1/chat/completions", body)
+            let firstCached = first.json.object("usage")?.object("prompt_tokens_details")?.int("cached_tokens")
+            #expect(firstCached == 0)
+            let second = try await client.post("/v1/chat/completions", body)
+            let usage = try #require(second.json.object("usage"))
+            let cached = usage.object("prompt_tokens_details")?.int("cached_tokens") ?? 0
+            #expect(cached > 0)
+            #expect(cached < usage.int("prompt_tokens") ?? 0)
+            // The plain prompt differs from the chat-rendered one: the first request caches it.
+            _ = try await client.post("/v1/completions", #"{"prompt":"\#(prompt)","max_tokens":2}"#)
+            let streamed = try await client.post("/v1/completions", #"{"prompt":"\#(prompt)","max_tokens":2,"stream":true,"stream_options":{"include_usage":true}}"#)
+            let usageChunk = SSE.object(streamed.events.dropLast().last ?? "")
+            #expect(usageChunk.object("usage")?.object("prompt_tokens_details")?.int("cached_tokens") ?? 0 > 0)
+        }
+    }
+
+    @Test("huge max_tokens is capped to the context; the completion ends with length")
+    func hugeMaxTokens() async throws {
+        try await Harness.make(maxContext: 64).withRouter { client in
+            let r = try await client.post("/v1/completions", #"{"prompt":"Hello","max_tokens":1000000,"ignore_eos":true}"#)
+            #expect(r.status == .ok)
+            let usage = try #require(r.json.object("usage"))
+            #expect(usage.int("total_tokens") == 64)
+            #expect(r.json.array("choices")?.first?.string("finish_reason") == "length")
+        }
+    }
+
+    @Test("stop strings end the completion with finish_reason stop and are not returned")
+    func stopString() async throws {
+        try await Harness.make().withRouter { client in
+            let probe = try await client.post("/v1/completions", #"{"prompt":"abc","max_tokens":12,"temperature":0,"ignore_eos":true}"#)
+            let text = probe.json.array("choices")?.first?.string("text") ?? ""
+            guard text.count >= 4 else { return }
+            let stop = String(text.dropFirst(2).prefix(2))
+            let escaped = String(data: try JSONEncoder().encode(stop), encoding: .utf8)!
+            let r = try await client.post("/v1/completions", #"{"prompt":"abc","max_tokens":12,"temperature":0,"ignore_eos":true,"stop":[\#(escaped)]}"#)
+            let choice = try #require(r.json.array("choices")?.first)
+            #expect(choice.string("finish_reason") == "stop")
+            #expect(choice.string("text")?.contains(stop) == false)
+        }
+    }
+
+    @Test("models, model by id, health")
+    func info() async throws {
+        try await Harness.make().withRouter { client in
+            let models = try await client.get("/v1/models")
+            #expect(models.status == .ok)
+            #expect(models.json.string("object") == "list")
+            let card = try #require(models.json.array("data")?.first)
+            #expect(card.string("id") == "synthetic")
+            #expect(card.string("object") == "model")
+            #expect(card.string("owned_by") == "memserve")
+            #expect(try await client.get("/v1/models/synthetic").json.string("id") == "synthetic")
+            let missing = try await client.get("/v1/models/gpt-4")
+            #expect(missing.status == .notFound)
+            #expect(missing.json.object("error")?.string("code") == "model_not_found")
+            let health = try await client.get("/health")
+            #expect(health.status == .ok)
+            #expect(health.json.string("status") == "ok")
+            #expect(health.json.object("engine")?.object("kv_blocks_hot")?.int("capacity") == 64)
+        }
+    }
+
+    @Test("metrics: Prometheus text with engine series and HTTP counts by route and status")
+    func metrics() async throws {
+        try await Harness.make().withRouter { client in
+            _ = try await client.post("/v1/completions", #"{"prompt":"Hi","max_tokens":2}"#)
+            _ = try await client.get("/nope")
+            let r = try await client.get("/metrics")
+            #expect(r.status == .ok)
+            #expect(r.headers[.contentType]?.hasPrefix("text/plain") == true)
+            let text = r.text
+            for series in ["memserve_requests_total", "memserve_generated_tokens_total", "memserve_prompt_tokens_total",
+                           "memserve_time_to_first_token_seconds_bucket", "memserve_kv_blocks{", "memserve_requests_running",
+                           #"memserve_http_requests_total{route="/v1/completions",method="POST",status="200"}"#,
+                           #"memserve_http_requests_total{route="unmatched",method="GET",status="404"}"#] {
+                #expect(text.contains(series), "missing \(series)")
+            }
+        }
+    }
+}
