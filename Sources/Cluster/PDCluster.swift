@@ -75,6 +75,16 @@ public final class PDCluster: InferenceBackend {
 
     public var model: LoadedModel { prefill.model }
 
+    public func abort(_ id: RequestID) {
+        prefill.abort(id)
+        decode.abort(id)
+    }
+
+    public var isStopped: Bool { prefill.isStopped && decode.isStopped }
+
+    /// A request's KV must fit in both instances' pools.
+    public var tokenCapacity: Int { min(prefill.tokenCapacity, decode.tokenCapacity) }
+
     /// Both instances' counts added up (blocks of the two pools together).
     public var stats: EngineStats {
         let p = prefill.stats, d = decode.stats

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Cluster
 import Engine
 import Foundation
 import Logging
@@ -22,9 +23,22 @@ struct Serve: AsyncParsableCommand {
     @Flag(name: .customLong("no-prefix-caching"), help: "Do not reuse the KV cache of shared prompt prefixes across requests.")
     var noPrefixCaching = false
 
+    @Option(help: "Prefill-only instances in this process (with --decode: disaggregated serving; 0: one colocated engine).")
+    var prefill = 0
+
+    @Option(help: "Decode-only instances in this process.")
+    var decode = 0
+
+    @Option(name: .customLong("pd-mode"), help: "Caching with disaggregation: basic, caching-1, caching-2 or caching-3.")
+    var pdMode: PDMode = .caching3
+
     func validate() throws {
         if port < 0 || port > 65_535 { throw ValidationError("--port must be between 0 and 65535") }
         if maxRunning < 1 { throw ValidationError("--max-running must be positive") }
+        if (prefill == 0) != (decode == 0) { throw ValidationError("--prefill and --decode go together") }
+        if prefill > 1 || decode > 1 {
+            throw ValidationError("in one process MemServe runs one prefill and one decode instance; more need the network transport, which is not built yet")
+        }
     }
 
     func run() async throws {
@@ -38,10 +52,20 @@ struct Serve: AsyncParsableCommand {
         scheduler.maxRunning = maxRunning
         scheduler.prefixCaching = !noPrefixCaching
         let blocks = model.blocks(forMegabytes: modelArguments.kvMegabytes)
-        let engine = EngineService(model: model, memPool: try model.makeMemPool(hotBlocks: blocks), configuration: scheduler)
-        let server = MemServeServer(engine: engine, configuration: ServerConfiguration(host: host, port: port), registry: registry)
-        let cacheTokens = blocks * model.transformer.kvLayout.blockTokens
-        log.info("model \(model.name): context \(model.transformer.maxContext) tokens, KV cache \(blocks) blocks (\(cacheTokens) tokens), prefix caching \(scheduler.prefixCaching ? "on" : "off")")
+        let backend: any InferenceBackend
+        if prefill == 1 && decode == 1 {
+            // Each instance gets its own threads and half the KV memory; weights are shared.
+            let threads = max(1, modelArguments.threads / 2)
+            let p = model.sibling(threads: threads), d = model.sibling(threads: max(1, modelArguments.threads - threads))
+            backend = PDCluster(prefillModel: p, prefillPool: try p.makeMemPool(hotBlocks: max(1, blocks / 2)),
+                                decodeModel: d, decodePool: try d.makeMemPool(hotBlocks: max(1, blocks / 2)),
+                                mode: pdMode, configuration: scheduler)
+            log.info("disaggregated: 1 prefill + 1 decode instance, \(pdMode.rawValue), \(threads) threads each")
+        } else {
+            backend = EngineService(model: model, memPool: try modelArguments.makeMemPool(for: model), configuration: scheduler)
+        }
+        let server = MemServeServer(engine: backend, configuration: ServerConfiguration(host: host, port: port), registry: registry)
+        log.info("model \(model.name): context \(model.transformer.maxContext) tokens, KV cache \(backend.tokenCapacity) tokens per request, prefix caching \(scheduler.prefixCaching ? "on" : "off")")
         let host = self.host
         try await server.run { port in
             // On stdout, so a script that started the server can read the address (logs go to stderr).
@@ -50,3 +74,5 @@ struct Serve: AsyncParsableCommand {
         log.info("stopped")
     }
 }
+
+extension PDMode: ExpressibleByArgument {}

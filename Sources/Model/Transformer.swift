@@ -43,6 +43,9 @@ public final class Transformer: @unchecked Sendable {
 
     public init(configuration: TransformerConfiguration, weights: TransformerWeights, options: ModelOptions,
                 pool: ThreadPool, blockTokens: Int = 16) {
+        // The pool parallelizes GEMMs itself; BLAS threads on top would oversubscribe the cores
+        // and make results depend on how busy the machine is.
+        BLAS.setThreads(1)
         self.configuration = configuration
         self.weights = weights
         self.options = options

@@ -8,7 +8,7 @@ import Prometheus
 /// The handlers behind the routes. Each generation request runs as one engine request whose
 /// stream is either collected into one JSON body or relayed as server-sent events.
 struct Endpoints: Sendable {
-    let engine: EngineService
+    let engine: any InferenceBackend
     let server: MemServeServer
     let configuration: ServerConfiguration
     let registry: PrometheusCollectorRegistry

@@ -25,14 +25,14 @@ public struct ServerConfiguration: Sendable {
     }
 }
 
-/// The OpenAI-compatible HTTP server over one `EngineService`.
+/// The OpenAI-compatible HTTP server over an `InferenceBackend` (one engine, or a PD cluster).
 ///
 /// Routes: `POST /v1/completions`, `POST /v1/chat/completions`, `GET /v1/models`,
 /// `GET /v1/models/{id}`, `GET /health`, `GET /metrics`. Unknown top-level request fields are
 /// ignored (as OpenAI does); wrong types, unknown message roles and unsupported features
 /// (n > 1, logprobs, tools, batched prompts) are refused with 400 and OpenAI's error body.
 public struct MemServeServer: Sendable {
-    public let engine: EngineService
+    public let engine: any InferenceBackend
     public let configuration: ServerConfiguration
     /// The registry `/metrics` exports (the one bootstrapped as the swift-metrics backend).
     public let registry: PrometheusCollectorRegistry
@@ -41,7 +41,7 @@ public struct MemServeServer: Sendable {
     /// - Parameters:
     ///   - engine: the running engine; its `model` is the one served.
     ///   - registry: what `/metrics` exports; defaults to `PrometheusBootstrap.registry()`.
-    public init(engine: EngineService, configuration: ServerConfiguration = ServerConfiguration(),
+    public init(engine: any InferenceBackend, configuration: ServerConfiguration = ServerConfiguration(),
                 registry: PrometheusCollectorRegistry? = nil, logger: Logger = Logger(label: "memserve.server")) {
         self.engine = engine
         self.configuration = configuration
@@ -54,7 +54,7 @@ public struct MemServeServer: Sendable {
     /// right after it starts).
     public var tokenLimit: Int {
         let model = engine.model
-        let cacheTokens = engine.stats.hot.capacity * model.transformer.kvLayout.blockTokens
+        let cacheTokens = engine.tokenCapacity
         return cacheTokens > 0 ? min(model.transformer.maxContext, cacheTokens) : model.transformer.maxContext
     }
 

@@ -11,6 +11,14 @@ public protocol InferenceBackend: Service {
     var stats: EngineStats { get }
     /// Stops admitting and lets in-flight requests finish (also what `run` does on graceful shutdown).
     func shutdown()
+    /// Stops a request (its client went away) wherever it is being served.
+    func abort(_ id: RequestID)
+    /// Whether the backend has stopped serving.
+    var isStopped: Bool { get }
+    /// Most tokens (prompt plus completion) one request's KV can occupy.
+    var tokenCapacity: Int { get }
 }
 
-extension EngineService: InferenceBackend {}
+extension EngineService: InferenceBackend {
+    public var tokenCapacity: Int { core.memPool.hotBlocks * core.memPool.blockTokens }
+}
