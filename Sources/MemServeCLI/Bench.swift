@@ -3,11 +3,11 @@ import Bench
 import Engine
 import Foundation
 
-struct BenchCommand: ParsableCommand {
+struct BenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Benchmarks; each prints a table, or one JSON object with --json.",
-        subcommands: [EngineBenchCommand.self, MemPoolBenchCommand.self, CacheBenchCommand.self, ConversationBenchCommand.self])
+        subcommands: [EngineBenchCommand.self, MemPoolBenchCommand.self, CacheBenchCommand.self, ConversationBenchCommand.self, TransferBenchCommand.self, PDBenchCommand.self])
 }
 
 /// Flags every benchmark shares.
@@ -144,5 +144,61 @@ struct ConversationBenchCommand: ParsableCommand {
             ("TTFT p99", "on \(f(r.ttft_p99_ms_on)) ms   off \(f(r.ttft_p99_ms_off)) ms"),
             ("JCT avg", "on \(f(r.jct_avg_ms_on)) ms   off \(f(r.jct_avg_ms_off)) ms"),
         ])
+    }
+}
+
+struct TransferBenchCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "transfer",
+        abstract: "KV transfer between two MemPools in this process (huge blocks vs per-layer copies), beside memcpy.")
+
+    @OptionGroup var modelArguments: ModelArguments
+    @OptionGroup var output: BenchOutputArguments
+
+    func run() throws {
+        MemServe.bootstrapLogging(verbose: modelArguments.verbose)
+        let model = try modelArguments.load()
+        let r = try TransferBench.run(model: model)
+        if output.json { try printJSON(r); return }
+        var rows: [(String, String)] = [("block", "\(r.block_bytes) bytes (\(r.layers) layers of K and V)")]
+        for k in r.inprocess_gbps.keys.sorted(by: { Int($0)! < Int($1)! }) {
+            rows.append(("\(k) blocks", String(format: "%.2f GB/s huge blocks, %.2f GB/s per layer", r.inprocess_gbps[k]!, r.inprocess_per_layer_gbps[k]!)))
+        }
+        rows.append(("memcpy", String(format: "%.2f GB/s", r.memcpy_gbps)))
+        rows.append(("network", "not built yet (gRPC transport pending)"))
+        printTable(rows)
+    }
+}
+
+struct PDBenchCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "pd",
+        abstract: "Multi-turn chat at a fixed arrival rate: colocated vs PD-Basic vs PD-Caching-1/2/3 (TTFT, TPOT, JCT).")
+
+    @OptionGroup var modelArguments: ModelArguments
+    @OptionGroup var output: BenchOutputArguments
+    @Option var conversations = 12
+    @Option var turns = 3
+    @Option(name: .customLong("rate"), help: "Conversations arriving per second (Poisson).") var rate = 2.0
+
+    func run() async throws {
+        MemServe.bootstrapLogging(verbose: modelArguments.verbose)
+        let model = try modelArguments.load()
+        var w = PDBench.Workload()
+        w.conversations = conversations
+        w.turns = turns
+        w.arrivalRate = rate
+        let r = try await PDBench.run(model: model, workload: w, kvMegabytes: modelArguments.kvMegabytes) {
+            FileHandle.standardError.write(Data("bench: \($0)\n".utf8))
+        }
+        if output.json { try printJSON(r); return }
+        Output.write("\(r.conversations) conversations x \(r.turns) turns, \(r.arrival_rate_per_s)/s\n")
+        Output.write("config       TTFT avg/p99 ms    TPOT avg/p99 ms    JCT avg/p99 ms     cached\n")
+        for name in ["colocated", "basic", "caching-1", "caching-2", "caching-3"] {
+            guard let l = r.configurations[name] else { continue }
+            Output.write(name.padding(toLength: 12, withPad: " ", startingAt: 0) +
+                String(format: " %7.1f / %-8.1f %7.1f / %-8.1f %7.1f / %-8.1f %5.1f%%\n", l.ttft_avg_ms, l.ttft_p99_ms,
+                       l.tpot_avg_ms, l.tpot_p99_ms, l.jct_avg_ms, l.jct_p99_ms, 100 * l.cached_prompt_fraction))
+        }
     }
 }
