@@ -1,4 +1,5 @@
 import Foundation
+import Kernels
 import MemPool
 
 /// Figures of ``MemPoolBench/run()``. Times are medians; field names are the JSON keys.
@@ -153,16 +154,11 @@ public enum MemPoolBench {
     }
 }
 
-/// SplitMix64, so every run builds the same tree.
+/// Seeded, so every run builds the same tree.
 struct BenchRNG {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
+    private var source: SplitMix64
+    init(state: UInt64) { source = SplitMix64(seed: state) }
+    mutating func next() -> UInt64 { source.next() }
     mutating func below(_ n: Int) -> Int { Int(next() % UInt64(n)) }
     /// Token ids from a 32k vocabulary.
     mutating func tokens(_ n: Int) -> [Int32] { (0..<n).map { _ in Int32(truncatingIfNeeded: next() % 32_000) } }

@@ -1,4 +1,5 @@
 import GGUF
+import Kernels
 
 /// Builds small random-weight GGUF models with a fixed seed: real files through the real
 /// loader, for tests and benchmarks that must not depend on downloaded weights.
@@ -37,7 +38,7 @@ public enum SyntheticModel {
 
     /// The GGUF bytes of a random model of `shape`.
     public static func gguf(_ shape: Shape = Shape()) -> [UInt8] {
-        var rng = SplitMix(seed: shape.seed)
+        var rng = SplitMix64(seed: shape.seed)
         let tokens = specialTokens + byteTokens() + merges.map { $0.replacingOccurrences(of: " ", with: "") }
         var types = [Int](repeating: 1, count: tokens.count)
         for i in specialTokens.indices { types[i] = 3 }
@@ -98,19 +99,4 @@ public enum SyntheticModel {
         }
         return w.bytes()
     }
-}
-
-/// Deterministic generator for synthetic weights.
-struct SplitMix {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-    /// Uniform in [0, 1).
-    mutating func uniform() -> Float { Float(next() >> 40) / Float(1 << 24) }
 }
