@@ -231,7 +231,8 @@ public final class EngineService: Service, @unchecked Sendable {
             task.retries += 1
             if task.retries == 20_000 {
                 let pool = core.memPool.stats
-                FileHandle.standardError.write(Data("engine: a task has waited 20000 rounds: running \(core.runningCount), waiting \(core.waitingCount), live \(live.count), hot used \(pool.hot.used)/\(pool.hot.capacity) cached \(pool.hot.cached) free \(pool.hot.free) \(core.debugDescription)\n".utf8))
+                // Something holds the blocks this task needs for very long: say what, once.
+                logger.warning("engine: a task has waited 20000 rounds: running \(core.runningCount), waiting \(core.waitingCount), live \(live.count), hot used \(pool.hot.used)/\(pool.hot.capacity) cached \(pool.hot.cached) free \(pool.hot.free) \(core.debugDescription)")
             }
             deferred.append(task)
         }
