@@ -50,6 +50,10 @@ let package = Package(
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.0.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.0.0"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.65.0"),
+        .package(url: "https://github.com/grpc/grpc-swift-2", from: "2.0.0"),
+        .package(url: "https://github.com/grpc/grpc-swift-nio-transport", from: "2.0.0"),
+        .package(url: "https://github.com/grpc/grpc-swift-protobuf", from: "2.0.0"),
+        .package(url: "https://github.com/apple/swift-protobuf", from: "1.28.0"),
     ],
     targets: blasTargets + [
         // Numeric kernels: BLAS wrapper, quantized block formats and mat-muls, vector ops, thread pool.
@@ -69,11 +73,22 @@ let package = Package(
             .product(name: "Metrics", package: "swift-metrics"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ], swiftSettings: fast),
-        // Instances in roles, KV transfer between their MemPools, prefill/decode disaggregation.
+        // The wire protocol between processes: code generated from Protos/ (scripts/generate-grpc.sh).
+        .target(name: "Wire", dependencies: [
+            .product(name: "GRPCCore", package: "grpc-swift-2"),
+            .product(name: "GRPCProtobuf", package: "grpc-swift-protobuf"),
+            .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+        ]),
+        // Instances in roles, KV transfer between their MemPools (in process and over gRPC),
+        // prefill/decode disaggregation, the front end's view of remote instances.
         .target(name: "Cluster", dependencies: [
-            "Engine", "MemPool", "Model",
+            "Engine", "MemPool", "Model", "Tokenizer", "Wire",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            .product(name: "GRPCCore", package: "grpc-swift-2"),
+            .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
+            .product(name: "GRPCProtobuf", package: "grpc-swift-protobuf"),
+            .product(name: "SwiftProtobuf", package: "swift-protobuf"),
         ]),
         // Benchmarks behind `memserve bench`.
         .target(name: "Bench", dependencies: ["Engine", "Cluster", "Model", "Kernels", "MemPool", "GGUF"], swiftSettings: fast),
@@ -98,7 +113,7 @@ let package = Package(
         .testTarget(name: "ModelTests", dependencies: ["Model", "Kernels", "GGUF", "Tokenizer", "Engine"], resources: [.copy("Fixtures")]),
         .testTarget(name: "EngineTests", dependencies: ["Engine", "Model", "Tokenizer", "GGUF", "MemPool"]),
         .testTarget(name: "MemPoolTests", dependencies: ["MemPool"]),
-        .testTarget(name: "ClusterTests", dependencies: ["Cluster", "Engine", "Model", "MemPool", "GGUF"]),
+        .testTarget(name: "ClusterTests", dependencies: ["Cluster", "Engine", "Model", "MemPool", "GGUF", "Wire"]),
         .testTarget(name: "ServerTests", dependencies: [
             "Server", "Engine", "Model", "GGUF",
             .product(name: "HummingbirdTesting", package: "hummingbird"),

@@ -2,22 +2,83 @@ import Engine
 import Foundation
 import MemPool
 
-/// The paper's distributed MemPool API between two pools in one process.
+/// Blocks a receiver set aside for an incoming transfer: `table[0..<have]` are blocks it
+/// already caches for the same tokens (retained), `table[have...]` are fresh and wait for data.
+/// Data only: it crosses from the receiver's engine thread to whatever moves the bytes.
+public struct KVReservation: Sendable, Equatable {
+    public var table: [BlockID]
+    public var have: Int
+    /// Addresses of the fresh blocks (`table[have...]`), valid while the reservation is held.
+    public var addresses: [UInt]
+
+    /// Blocks the sender must still send.
+    public var missing: Int { table.count - have }
+}
+
+/// The paper's distributed MemPool API. The transfer unit is the "huge block": all layers' K
+/// and V of a block's tokens, contiguous, so moving n blocks is n copies of `blockBytes`.
 ///
-/// A block holds all layers' K and V of its tokens contiguously (the "huge block" layout), so
-/// moving n blocks is n copies of `blockBytes`. The receiver allocates; the sender's blocks must
-/// be held (referenced) by the sender while the copy runs, which makes reading them from the
-/// receiver's thread safe: nothing writes a held, fully computed block.
+/// A transfer is three steps on the receiver: `reserve` (on its engine thread: match its prompt
+/// tree for a delta, allocate the rest), the copy (any thread: nothing else touches fresh blocks,
+/// and the sender holds its blocks, which nothing writes once computed), then `commit` (engine
+/// thread: index in the prompt tree) or `cancel`. In process, `transfer` and
+/// `transferWithInsert` do all three; over the network `RemoteTransfer` does the copy.
 public enum KVTransfer {
+    /// Reserves room for `blockCount` incoming blocks. With `tokens`, blocks the receiver already
+    /// caches for them are reused (retained) and only the rest is allocated: a delta.
+    /// Returns nil when the receiver has no room (nothing changed).
+    public static func reserve(tokens: ArraySlice<Int32>?, blockCount: Int, in receiver: MemPool) -> KVReservation? {
+        var table: [BlockID] = []
+        if let tokens {
+            let match = receiver.match(Array(tokens))
+            table = Array(match.blocks.prefix(blockCount))
+            receiver.retain(table)
+            if let head = table.firstIndex(where: { $0.tier == .cold }) {
+                if let hot = try? receiver.swapIn(table) {
+                    table = hot
+                } else {
+                    receiver.release(Array(table[head...]))
+                    table.removeLast(table.count - head)
+                }
+            }
+        }
+        let have = table.count
+        guard let fresh = receiver.allocate(blockCount - have) else {
+            receiver.release(table)
+            return nil
+        }
+        table += fresh
+        let addresses = fresh.map { UInt(bitPattern: receiver.blockPointer($0)) }
+        return KVReservation(table: table, have: have, addresses: addresses)
+    }
+
+    /// The data has arrived: with `tokens`, indexes the whole blocks in the receiver's prompt
+    /// tree (reusing any block another transfer cached meanwhile). Returns the table, held by
+    /// the caller.
+    public static func commit(_ reservation: KVReservation, tokens: ArraySlice<Int32>?, in receiver: MemPool) -> [BlockID] {
+        var table = reservation.table
+        guard let tokens else { return table }
+        let bt = receiver.blockTokens
+        let whole = min(tokens.count / bt, table.count)
+        if whole > 0 {
+            var head = Array(table[0..<whole])
+            receiver.insertAndAdopt(tokens: Array(tokens.prefix(whole * bt)), table: &head)
+            table.replaceSubrange(0..<whole, with: head)
+        }
+        return table
+    }
+
+    /// The data will not arrive (the sender went away): drops the reservation.
+    public static func cancel(_ reservation: KVReservation, in receiver: MemPool) {
+        receiver.release(reservation.table)
+    }
+
     /// `transfer`: allocates `source.count` blocks in `receiver` and copies the data.
     /// Returns the receiver's blocks (held by the caller), or nil when it has no room.
     public static func transfer(_ source: ArraySlice<BlockID>, from sender: MemPool, to receiver: MemPool) -> [BlockID]? {
-        guard let fresh = receiver.allocate(source.count) else { return nil }
-        precondition(sender.blockBytes == receiver.blockBytes, "pools of different block layouts")
-        for (dst, src) in zip(fresh, source) {
-            receiver.blockPointer(dst).copyMemory(from: sender.blockPointer(src), byteCount: receiver.blockBytes)
-        }
-        return fresh
+        guard let r = reserve(tokens: nil, blockCount: source.count, in: receiver) else { return nil }
+        copy(source, from: sender, into: r, blockBytes: receiver.blockBytes)
+        return commit(r, tokens: nil, in: receiver)
     }
 
     /// `transfer_with_insert`: sends only the blocks of `tokens`' KV that the receiver does not
@@ -30,33 +91,15 @@ public enum KVTransfer {
     ///   blocks moved, or nil when the receiver has no room (nothing changed).
     public static func transferWithInsert(tokens: ArraySlice<Int32>, source: [BlockID], from sender: MemPool,
                                           to receiver: MemPool) -> (table: [BlockID], moved: Int)? {
-        let bt = receiver.blockTokens
-        let tokenArray = Array(tokens)
-        let match = receiver.match(tokenArray)
-        var have = min(match.blocks.count, source.count)
-        var table = Array(match.blocks[0..<have])
-        receiver.retain(table)
-        if table.contains(where: { $0.tier == .cold }) {
-            if let hot = try? receiver.swapIn(table) {
-                table = hot
-            } else {
-                let head = table.firstIndex { $0.tier == .cold } ?? table.count
-                receiver.release(Array(table[head...]))
-                table.removeLast(table.count - head)
-                have = head
-            }
+        guard let r = reserve(tokens: tokens, blockCount: source.count, in: receiver) else { return nil }
+        copy(source[r.have...], from: sender, into: r, blockBytes: receiver.blockBytes)
+        return (commit(r, tokens: tokens, in: receiver), r.missing)
+    }
+
+    private static func copy(_ source: ArraySlice<BlockID>, from sender: MemPool, into r: KVReservation, blockBytes: Int) {
+        precondition(sender.blockBytes == blockBytes, "pools of different block layouts")
+        for (dst, src) in zip(r.addresses, source) {
+            UnsafeMutableRawPointer(bitPattern: dst)!.copyMemory(from: sender.blockPointer(src), byteCount: blockBytes)
         }
-        guard let moved = transfer(source[have...], from: sender, to: receiver) else {
-            receiver.release(table)
-            return nil
-        }
-        table += moved
-        let whole = min(tokenArray.count / bt, table.count)
-        if whole > 0 {
-            var head = Array(table[0..<whole])
-            receiver.insertAndAdopt(tokens: Array(tokenArray[0..<whole * bt]), table: &head)
-            table.replaceSubrange(0..<whole, with: head)
-        }
-        return (table, moved.count)
     }
 }

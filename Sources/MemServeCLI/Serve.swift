@@ -32,12 +32,25 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .customLong("pd-mode"), help: "Caching with disaggregation: basic, caching-1, caching-2 or caching-3.")
     var pdMode: PDMode = .caching3
 
+    @Option(help: "Serve through instances in other processes (`memserve instance`): comma-separated HOST:PORT list. Roles and PD mode are read from the instances; --model gives the tokenizer.")
+    var peers: String?
+
+    var peerAddresses: [PeerAddress] {
+        get throws { try (peers ?? "").split(separator: ",").map { try PeerAddress(parsing: $0.trimmingCharacters(in: .whitespaces)) } }
+    }
+
     func validate() throws {
         if port < 0 || port > 65_535 { throw ValidationError("--port must be between 0 and 65535") }
         if maxRunning < 1 { throw ValidationError("--max-running must be positive") }
         if (prefill == 0) != (decode == 0) { throw ValidationError("--prefill and --decode go together") }
         if prefill > 1 || decode > 1 {
-            throw ValidationError("in one process MemServe runs one prefill and one decode instance; more need the network transport, which is not built yet")
+            throw ValidationError("one process runs one prefill and one decode instance; run more as `memserve instance` processes and join them with --peers")
+        }
+        if peers != nil {
+            if prefill > 0 { throw ValidationError("--peers and --prefill/--decode exclude each other") }
+            do {
+                if try peerAddresses.isEmpty { throw ValidationError("--peers needs at least one HOST:PORT") }
+            } catch let e as RemoteError { throw ValidationError("--peers: \(e)") }
         }
     }
 
@@ -53,7 +66,11 @@ struct Serve: AsyncParsableCommand {
         scheduler.prefixCaching = !noPrefixCaching
         let blocks = model.blocks(forMegabytes: modelArguments.kvMegabytes)
         let backend: any InferenceBackend
-        if prefill == 1 && decode == 1 {
+        if peers != nil {
+            let remote = try await RemoteCluster(model: model, peers: try peerAddresses)
+            for p in remote.peerList { log.info("peer \(p.address): \(p.role.rawValue), \(p.mode.rawValue), KV \(p.tokenCapacity) tokens") }
+            backend = remote
+        } else if prefill == 1 && decode == 1 {
             // Each instance gets its own threads and half the KV memory; weights are shared.
             let threads = max(1, modelArguments.threads / 2)
             let p = model.sibling(threads: threads), d = model.sibling(threads: max(1, modelArguments.threads - threads))

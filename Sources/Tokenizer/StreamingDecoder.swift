@@ -12,6 +12,15 @@ public struct StreamingDecoder: Sendable {
         self.skipSpecial = skipSpecial
     }
 
+    /// A decoder continuing elsewhere with the bytes of an unfinished character.
+    public init(tokenizer: BPETokenizer, skipSpecial: Bool = false, pending: [UInt8]) {
+        self.init(tokenizer: tokenizer, skipSpecial: skipSpecial)
+        self.pending = pending
+    }
+
+    /// Bytes of a character not complete yet.
+    public var pendingBytes: [UInt8] { pending }
+
     /// Adds one token; returns the newly completed text (possibly empty).
     public mutating func append(_ id: Int32) -> String {
         if skipSpecial && tokenizer.isSpecial(id) { return "" }

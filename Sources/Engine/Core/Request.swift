@@ -39,6 +39,17 @@ public struct RequestOutput: Sendable, Equatable {
     /// Prompt tokens whose KV came from the cache instead of being computed.
     public var cachedTokens: Int
     public var generatedTokens: Int
+
+    public init(id: RequestID, token: Int32?, text: String, finishReason: FinishReason?, promptTokens: Int,
+                cachedTokens: Int, generatedTokens: Int) {
+        self.id = id
+        self.token = token
+        self.text = text
+        self.finishReason = finishReason
+        self.promptTokens = promptTokens
+        self.cachedTokens = cachedTokens
+        self.generatedTokens = generatedTokens
+    }
 }
 
 /// Why the engine refused a request.
@@ -93,6 +104,35 @@ public struct Handoff: Sendable {
 
     /// Tokens whose KV the blocks hold.
     public var computedTokens: Int { tokens.count - 1 }
+
+    /// Rebuilds a handoff that crossed a process boundary: the sampler, detokenizer and stop
+    /// matcher continue from the saved state, so outputs are the same as in one process.
+    public init(id: RequestID, tokens: [Int32], promptCount: Int, cachedTokens: Int, sampling: SamplingParameters,
+                randomState: [UInt64], decoderPending: [UInt8], stopHeld: String, tokenizer: BPETokenizer) {
+        self.id = id
+        self.tokens = tokens
+        self.promptCount = promptCount
+        self.cachedTokens = cachedTokens
+        self.sampling = sampling
+        sampler = Sampler(parameters: sampling, prompt: tokens[0..<promptCount], generated: tokens[promptCount...],
+                          randomState: randomState)
+        decoder = StreamingDecoder(tokenizer: tokenizer, pending: decoderPending)
+        stopMatcher = StopMatcher(stops: sampling.stopStrings, held: stopHeld)
+        blocks = []
+    }
+
+    init(id: RequestID, tokens: [Int32], promptCount: Int, cachedTokens: Int, sampling: SamplingParameters,
+         sampler: Sampler, decoder: StreamingDecoder, stopMatcher: StopMatcher, blocks: [Int32]) {
+        self.id = id
+        self.tokens = tokens
+        self.promptCount = promptCount
+        self.cachedTokens = cachedTokens
+        self.sampling = sampling
+        self.sampler = sampler
+        self.decoder = decoder
+        self.stopMatcher = stopMatcher
+        self.blocks = blocks
+    }
 }
 
 /// A finished sequence's tokens and blocks (retained for the receiver), for sending the KV of

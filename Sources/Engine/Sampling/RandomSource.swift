@@ -9,6 +9,15 @@ public struct RandomSource: RandomNumberGenerator, Sendable {
         s = (seeder.next(), seeder.next(), seeder.next(), seeder.next())
     }
 
+    /// The generator's state, for continuing the same stream in another process.
+    public var state: [UInt64] {
+        get { [s.0, s.1, s.2, s.3] }
+        set {
+            precondition(newValue.count == 4, "xoshiro256** state is 4 words")
+            s = (newValue[0], newValue[1], newValue[2], newValue[3])
+        }
+    }
+
     public mutating func next() -> UInt64 {
         let result = ((s.1 &* 5) << 7 | (s.1 &* 5) >> 57) &* 9
         let t = s.1 << 17

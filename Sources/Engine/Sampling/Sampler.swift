@@ -21,6 +21,18 @@ public struct Sampler: Sendable {
         }
     }
 
+    /// Rebuilds a sequence's sampler elsewhere (a decode instance in another process): the
+    /// counts follow from the tokens, the random stream from its saved state.
+    public init(parameters: SamplingParameters, prompt: some Collection<Int32>, generated: some Collection<Int32>,
+                randomState: [UInt64]) {
+        self.init(parameters: parameters, prompt: prompt)
+        if randomState.count == 4 { random.state = randomState }
+        for t in generated { accept(t) }
+    }
+
+    /// The random stream's position (see `init(parameters:prompt:generated:randomState:)`).
+    public var randomState: [UInt64] { random.state }
+
     /// Records a token the sequence produced (whether sampled here or forced).
     public mutating func accept(_ token: Int32) {
         if parameters.repetitionPenalty != 1 { contextCounts[token, default: 0] += 1 }

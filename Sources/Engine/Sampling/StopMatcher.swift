@@ -10,6 +10,15 @@ public struct StopMatcher: Sendable {
         longest = self.stops.map(\.count).max() ?? 0
     }
 
+    /// Text held back because it could still become a stop string.
+    public var heldText: String { pending }
+
+    /// A matcher continuing elsewhere with `held` already held back.
+    public init(stops: [String], held: String) {
+        self.init(stops: stops)
+        pending = held
+    }
+
     /// Feeds new text; returns the text safe to emit and whether a stop string was hit (the
     /// returned text then ends right before it).
     public mutating func feed(_ text: String) -> (emit: String, stopped: Bool) {

@@ -56,6 +56,28 @@ public final class EngineService: Service, @unchecked Sendable {
         func cancel() { cancelledFlag.store(true, ordering: .releasing) }
         /// Ends the request with an error (e.g. its KV could not be moved).
         public func fail(_ error: any Error) { continuation.finish(throwing: error) }
+        /// Passes on an output produced elsewhere (a remote decode instance).
+        public func yield(_ output: RequestOutput) { continuation.yield(output) }
+        /// Ends the stream normally.
+        public func finish() { continuation.finish() }
+    }
+
+    /// A fresh request id of this instance (for sequences that arrive by handoff from
+    /// another process, whose ids may collide with ours).
+    public func reserveID() -> RequestID { nextID.add(1, ordering: .relaxed).oldValue }
+
+    /// A sink and its stream for a request arriving by handoff from another process; pass the
+    /// sink to `register` on the engine thread. Cancelling the stream aborts the request.
+    public func makeSink(for id: RequestID) -> (RequestSink, AsyncThrowingStream<RequestOutput, any Error>) {
+        let (stream, continuation) = AsyncThrowingStream<RequestOutput, any Error>.makeStream(bufferingPolicy: .unbounded)
+        let sink = RequestSink(continuation)
+        continuation.onTermination = { [weak self, weak sink] reason in
+            if case .cancelled = reason {
+                sink?.cancel()
+                self?.abort(id)
+            }
+        }
+        return (sink, stream)
     }
 
     public init(model: LoadedModel, memPool: MemPool, configuration: SchedulerConfiguration = SchedulerConfiguration()) {
@@ -74,6 +96,12 @@ public final class EngineService: Service, @unchecked Sendable {
     /// and finishes after the output with a finish reason.
     public func submit(promptTokens: [Int32], sampling: SamplingParameters) throws(EngineError) -> (RequestID, AsyncThrowingStream<RequestOutput, any Error>) {
         let id = nextID.add(1, ordering: .relaxed).oldValue
+        return (id, try submit(id: id, promptTokens: promptTokens, sampling: sampling))
+    }
+
+    /// `submit` under an id from `reserveID`, for callers that must know the id before the
+    /// engine can act on the request.
+    public func submit(id: RequestID, promptTokens: [Int32], sampling: SamplingParameters) throws(EngineError) -> AsyncThrowingStream<RequestOutput, any Error> {
         let request = GenerationRequest(id: id, promptTokens: promptTokens, sampling: sampling)
         try core.validate(request)
         let (stream, continuation) = AsyncThrowingStream<RequestOutput, any Error>.makeStream(bufferingPolicy: .unbounded)
@@ -93,7 +121,7 @@ public final class EngineService: Service, @unchecked Sendable {
         }
         metrics.requests.increment()
         signal()
-        return (id, stream)
+        return stream
     }
 
     /// Called when a client cancels, so a cluster can abort the request wherever it went.
@@ -103,8 +131,30 @@ public final class EngineService: Service, @unchecked Sendable {
     /// after each step until it returns true.
     public func enqueue(_ work: @escaping @Sendable (EngineService) -> Bool, dropped: (@Sendable () -> Void)? = nil) {
         let task = EngineTask(work, dropped: dropped)
-        inbox.withLock { $0.tasks.append(task) }
-        signal()
+        let queued = inbox.withLock { box -> Bool in
+            if box.stopped { return false }
+            box.tasks.append(task)
+            return true
+        }
+        if queued { signal() } else { dropped?() }
+    }
+
+    /// Runs `body` on the engine thread until it returns a value (nil: not yet; retried after
+    /// each step, e.g. until blocks are free) and returns it. If the caller is cancelled while
+    /// the body waits, the body is not run again and this throws `CancellationError`; a value
+    /// already produced is returned even then, so the caller can undo what it holds.
+    public func perform<T: Sendable>(_ body: @escaping @Sendable (EngineService) -> T?) async throws -> T {
+        let promise = Promise<T>()
+        enqueue({ engine in
+            if promise.isCancelled {
+                promise.fail(CancellationError())
+                return true
+            }
+            guard let value = body(engine) else { return false }
+            promise.succeed(value)
+            return true
+        }, dropped: { promise.fail(EngineError.shuttingDown) })
+        return try await promise.value()
     }
 
     /// Engine thread only: serve `id`'s outputs to `sink` (a request arriving by handoff).
@@ -221,7 +271,12 @@ public final class EngineService: Service, @unchecked Sendable {
             publishStats()
         }
         publishStats()
-        inbox.withLock { $0.stopped = true }
+        let leftover = inbox.withLock { box in
+            box.stopped = true
+            defer { box.tasks.removeAll() }
+            return box.tasks
+        }
+        for task in leftover { task.dropped?() }
     }
 
     private func runTasks(_ tasks: [EngineTask]) {
@@ -263,7 +318,8 @@ public final class EngineService: Service, @unchecked Sendable {
     private func publishStats() {
         let pool = core.memPool.stats
         let s = EngineStats(running: core.runningCount, waiting: core.waitingCount, hot: pool.hot, cold: pool.cold,
-                            evictions: pool.evictions, demotions: pool.demotions, cachedBlocks: pool.indexedBlocks)
+                            evictions: pool.evictions, demotions: pool.demotions, cachedBlocks: pool.indexedBlocks,
+                            pendingHandoffs: core.pendingHandoffCount)
         metrics.update(s)
         snapshot.withLock { $0 = s }
     }
@@ -278,10 +334,13 @@ public struct EngineStats: Sendable, Codable {
     public var evictions = 0
     public var demotions = 0
     public var cachedBlocks = 0
+    /// Handed-off sequences whose blocks are still held for a transfer in flight.
+    public var pendingHandoffs = 0
 
     public init(running: Int = 0, waiting: Int = 0, hot: TierStats = TierStats(capacity: 0, free: 0, used: 0, cached: 0, evictable: 0),
                 cold: TierStats = TierStats(capacity: 0, free: 0, used: 0, cached: 0, evictable: 0),
-                evictions: Int = 0, demotions: Int = 0, cachedBlocks: Int = 0) {
+                evictions: Int = 0, demotions: Int = 0, cachedBlocks: Int = 0, pendingHandoffs: Int = 0) {
+        self.pendingHandoffs = pendingHandoffs
         self.running = running
         self.waiting = waiting
         self.hot = hot

@@ -94,7 +94,8 @@ public final class PDCluster: InferenceBackend {
         }
         return EngineStats(running: p.running + d.running, waiting: p.waiting + d.waiting, hot: sum(p.hot, d.hot),
                            cold: sum(p.cold, d.cold), evictions: p.evictions + d.evictions,
-                           demotions: p.demotions + d.demotions, cachedBlocks: p.cachedBlocks + d.cachedBlocks)
+                           demotions: p.demotions + d.demotions, cachedBlocks: p.cachedBlocks + d.cachedBlocks,
+                           pendingHandoffs: p.pendingHandoffs + d.pendingHandoffs)
     }
 
     /// Service: runs both instances until graceful shutdown.

@@ -1,0 +1,125 @@
+import Engine
+import Foundation
+import GRPCCore
+import MemPool
+import Wire
+
+/// The gRPC face of an `InstanceNode`. Requests that make no sense (wrong role, malformed KV,
+/// bad sampling) fail with a status naming the problem; nothing a peer sends can stop the
+/// instance or touch another request.
+final class InstanceService: Memserve_V1_Instance.SimpleServiceProtocol, @unchecked Sendable {
+    /// Set once before the server starts.
+    weak var node: InstanceNode?
+
+    private func instance() throws -> InstanceNode {
+        guard let node else { throw RPCError(code: .unavailable, message: "the instance is stopping") }
+        return node
+    }
+
+    func info(request: Memserve_V1_InfoRequest, context: ServerContext) async throws -> Memserve_V1_InstanceInfo {
+        try instance().info
+    }
+
+    func generate(request: Memserve_V1_GenerateRequest, response: RPCWriter<Memserve_V1_GenerateEvent>,
+                  context: ServerContext) async throws {
+        let node = try instance()
+        let engine = node.engine
+        if node.role == .decode {
+            throw RPCError(code: .failedPrecondition, message: "a decode instance takes sequences by handoff, not requests")
+        }
+        var peer: PeerAddress?
+        if node.role == .prefill {
+            do { peer = try PeerAddress(parsing: request.decodePeer) } catch {
+                throw RPCError(code: .invalidArgument, message: "a prefill instance needs decode_peer: \(error)")
+            }
+        }
+        let id = engine.reserveID()
+        if let peer { node.routes.withLock { $0[id] = peer } }
+        defer { node.routes.withLock { _ = $0.removeValue(forKey: id) } }
+        let stream: AsyncThrowingStream<RequestOutput, any Error>
+        do {
+            stream = try engine.submit(id: id, promptTokens: request.promptTokens, sampling: SamplingParameters(wire: request.sampling))
+        } catch {
+            throw RPCError(engineError: error)
+        }
+        do {
+            for try await out in stream {
+                var event = Memserve_V1_GenerateEvent()
+                event.output = out.wire
+                try await response.write(event)
+            }
+        } catch let error as RPCError {
+            throw error
+        } catch let error as EngineError {
+            throw RPCError(engineError: error)
+        } catch let error as RemoteError {
+            throw RPCError(code: .unavailable, message: error.description)
+        }
+    }
+
+    func handoff(request: RPCAsyncSequence<Memserve_V1_HandoffMessage, any Error>, response: RPCWriter<Memserve_V1_HandoffReply>,
+                 context: ServerContext) async throws {
+        let node = try instance()
+        guard node.role == .decode else {
+            throw RPCError(code: .failedPrecondition, message: "this instance is \(node.role.rawValue), not decode")
+        }
+        var messages = request.makeAsyncIterator()
+        guard case let .header(h)? = try await messages.next()?.part else {
+            throw RPCError(code: .invalidArgument, message: "a handoff starts with a header")
+        }
+        try await node.receiveHandoff(h, messages: &messages, response: response)
+    }
+
+    func transferWithInsert(request: RPCAsyncSequence<Memserve_V1_TransferMessage, any Error>,
+                            response: RPCWriter<Memserve_V1_TransferReply>, context: ServerContext) async throws {
+        let node = try instance()
+        var messages = request.makeAsyncIterator()
+        guard case let .header(h)? = try await messages.next()?.part else {
+            throw RPCError(code: .invalidArgument, message: "a transfer starts with a header")
+        }
+        let engine = node.engine
+        let pool = engine.core.memPool, bt = pool.blockTokens
+        let count = Int(h.blockCount)
+        guard h.blockBytes == pool.blockBytes else {
+            throw RPCError(code: .failedPrecondition, message: "blocks of \(h.blockBytes) bytes; this instance's are \(pool.blockBytes)")
+        }
+        guard count >= 0, count <= pool.hotBlocks, h.tokens.count <= count * bt, h.tokens.count > (count - 1) * bt else {
+            throw RPCError(code: .invalidArgument, message: "\(count) blocks cannot hold \(h.tokens.count) tokens (\(bt) per block, at most \(pool.hotBlocks) blocks)")
+        }
+        let tokens = h.tokens[...]
+        let reservation = try await engine.perform { e in KVTransfer.reserve(tokens: tokens, blockCount: count, in: e.core.memPool) }
+        var committed = false
+        defer {
+            if !committed { engine.enqueue { e in KVTransfer.cancel(reservation, in: e.core.memPool); return true } }
+        }
+        var accepted = Memserve_V1_TransferReply()
+        accepted.accepted.haveBlocks = Int64(reservation.have)
+        try await response.write(accepted)
+        try await RemoteTransfer.receiveChunks(into: reservation, blockBytes: pool.blockBytes) {
+            guard let m = try await messages.next() else { return nil }
+            guard case let .chunk(c)? = m.part else { throw RPCError(code: .invalidArgument, message: "expected a KV chunk") }
+            return c
+        }
+        // If this throws, the body did not run and the deferred cancel drops the reservation.
+        _ = try await engine.perform { e -> Bool? in
+            e.core.memPool.release(KVTransfer.commit(reservation, tokens: tokens, in: e.core.memPool))
+            return true
+        }
+        committed = true
+        var done = Memserve_V1_TransferReply()
+        done.done.movedBlocks = Int64(reservation.missing)
+        try await response.write(done)
+    }
+}
+
+extension RPCError {
+    /// The status a front end sees for a request the engine refused.
+    init(engineError error: any Error) {
+        switch error as? EngineError {
+        case .shuttingDown?: self.init(code: .unavailable, message: "\(error)")
+        case .kvCacheTooSmall?: self.init(code: .resourceExhausted, message: "\(error)")
+        case .some: self.init(code: .invalidArgument, message: "\(error)")
+        case nil: self.init(code: .internalError, message: "\(error)")
+        }
+    }
+}

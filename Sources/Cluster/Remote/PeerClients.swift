@@ -1,0 +1,108 @@
+import Foundation
+import GRPCCore
+import GRPCNIOTransportHTTP2
+import Synchronization
+import Wire
+
+/// Why talking to another MemServe process failed.
+public enum RemoteError: Error, CustomStringConvertible, Equatable {
+    case badAddress(String)
+    case peerFailed(peer: String, reason: String)
+    case incompatiblePeer(peer: String, reason: String)
+    case noPeer(String)
+    case protocolViolation(String)
+
+    public var description: String {
+        switch self {
+        case let .badAddress(a): "'\(a)' is not a HOST:PORT address"
+        case let .peerFailed(peer, reason): "instance \(peer) failed: \(reason)"
+        case let .incompatiblePeer(peer, reason): "instance \(peer) cannot join: \(reason)"
+        case let .noPeer(why): why
+        case let .protocolViolation(why): "protocol violation: \(why)"
+        }
+    }
+}
+
+/// A "host:port" address.
+public struct PeerAddress: Sendable, Hashable, CustomStringConvertible {
+    public var host: String
+    public var port: Int
+
+    public init(host: String, port: Int) {
+        self.host = host
+        self.port = port
+    }
+
+    /// Parses "host:port" (host may be a name, an IPv4 address or a bracketed IPv6 address).
+    public init(parsing text: String) throws(RemoteError) {
+        guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]),
+              (0...65535).contains(port), colon > text.startIndex else { throw .badAddress(text) }
+        var host = String(text[..<colon])
+        if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+        self.host = host
+        self.port = port
+    }
+
+    public var description: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
+}
+
+/// Transport settings for moving KV: large HTTP/2 frames and windows, so a 737 KB block is a
+/// few frames and the sender is not throttled by flow control on a fast link.
+public enum WireTuning {
+    public static let maxFrameSize = (1 << 24) - 1
+    public static let windowSize = 64 << 20
+    /// Largest message either side accepts (a KV chunk of several blocks).
+    public static let maxMessageBytes = 256 << 20
+    /// KV bytes per chunk message.
+    public static let chunkBytes = 4 << 20
+}
+
+/// One gRPC client per peer address, connected on first use and kept: instances and the front
+/// end reuse an HTTP/2 connection for every request and transfer to the same peer.
+public final class PeerClients: Sendable {
+    public typealias Client = Memserve_V1_Instance.Client<HTTP2ClientTransport.Posix>
+    private struct Entry {
+        let client: GRPCClient<HTTP2ClientTransport.Posix>
+        let task: Task<Void, Never>
+    }
+    private let entries = Mutex<[PeerAddress: Entry]>([:])
+    private let closed = Atomic<Bool>(false)
+
+    public init() {}
+
+    /// The client for `address` (connects lazily; fails only for an unusable address).
+    public func client(for address: PeerAddress) throws -> Client {
+        try entries.withLock { map throws -> Client in
+            if let e = map[address] { return Client(wrapping: e.client) }
+            if closed.load(ordering: .relaxed) { throw RemoteError.noPeer("shutting down") }
+            var config = HTTP2ClientTransport.Posix.Config.defaults
+            config.http2.maxFrameSize = WireTuning.maxFrameSize
+            config.http2.targetWindowSize = WireTuning.windowSize
+            config.backoff = .init(initial: .milliseconds(50), max: .seconds(1), multiplier: 1.6, jitter: 0.2)
+            let transport = try HTTP2ClientTransport.Posix(
+                target: .dns(host: address.host, port: address.port), transportSecurity: .plaintext, config: config)
+            let client = GRPCClient(transport: transport)
+            let task = Task { _ = try? await client.runConnections() }
+            map[address] = Entry(client: client, task: task)
+            return Client(wrapping: client)
+        }
+    }
+
+    /// Closes every connection (in-flight calls finish first).
+    public func shutdown() {
+        closed.store(true, ordering: .relaxed)
+        let all = entries.withLock { map in
+            defer { map.removeAll() }
+            return Array(map.values)
+        }
+        for e in all { e.client.beginGracefulShutdown() }
+    }
+
+    /// Call options for messages that carry KV.
+    public static var callOptions: CallOptions {
+        var o = CallOptions.defaults
+        o.maxRequestMessageBytes = WireTuning.maxMessageBytes
+        o.maxResponseMessageBytes = WireTuning.maxMessageBytes
+        return o
+    }
+}
