@@ -29,6 +29,8 @@ public enum APIError: Error, Equatable, Sendable {
     case shuttingDown
     /// The engine failed while generating (not the client's fault).
     case generationFailed(String)
+    /// An instance serving the request failed (another process, behind this front end).
+    case instanceFailed(String)
     /// The client hung up before the answer was ready (nginx's 499; only metrics see it).
     case clientDisconnected
     /// Any other HTTP-level failure (raised by the framework), kept with its status.
@@ -44,6 +46,7 @@ public enum APIError: Error, Equatable, Sendable {
         case .methodNotAllowed: .methodNotAllowed
         case .shuttingDown: .serviceUnavailable
         case .generationFailed: .internalServerError
+        case .instanceFailed: .badGateway
         case .clientDisconnected: HTTPResponse.Status(code: 499, reasonPhrase: "Client Closed Request")
         case let .http(status, _): status
         }
@@ -79,12 +82,26 @@ public enum APIError: Error, Equatable, Sendable {
             .init(message: "The server is shutting down.", type: "server_error", param: nil, code: "service_unavailable")
         case let .generationFailed(why):
             .init(message: "Generation failed: \(why)", type: "server_error", param: nil, code: nil)
+        case let .instanceFailed(why):
+            .init(message: "Generation failed: \(why)", type: "server_error", param: nil, code: "instance_failed")
         case .clientDisconnected:
             .init(message: "The client closed the connection.", type: invalid, param: nil, code: "client_closed_request")
         case let .http(status, message):
             .init(message: message, type: status.code >= 500 ? "server_error" : invalid, param: nil, code: nil)
         }
         return ErrorResponse(error: detail)
+    }
+
+    /// Maps a failure while a request streams: the engine's refusal, an instance that failed, or
+    /// anything else (500).
+    init(streamError error: any Error, promptParam: String) {
+        if let e = error as? EngineError {
+            self.init(e, promptParam: promptParam)
+        } else if let e = error as? any InstanceFailure {
+            self = .instanceFailed(e.description)
+        } else {
+            self = .generationFailed("\(error)")
+        }
     }
 
     /// Maps the engine's refusal of a request; `promptParam` names the field that holds the prompt.

@@ -109,14 +109,12 @@ struct Endpoints: Sendable {
                 result.usage = Usage(prompt: out.promptTokens, completion: out.generatedTokens, cached: out.cachedTokens)
                 if let reason = out.finishReason { finish = reason }
             }
-        } catch let error as EngineError {
-            throw APIError(error, promptParam: plan.promptParam)
         } catch is ClientGone {
             engine.abort(requestID)
             throw .clientDisconnected
         } catch {
             engine.abort(requestID)
-            throw .generationFailed("\(error)")
+            throw APIError(streamError: error, promptParam: plan.promptParam)
         }
         guard let finish, finish != .abort else {
             engine.abort(requestID)
@@ -158,8 +156,7 @@ struct Endpoints: Sendable {
                 } catch is ClientGone {
                     return
                 } catch {
-                    let apiError = (error as? EngineError).map { APIError($0, promptParam: plan.promptParam) }
-                        ?? .generationFailed("\(error)")
+                    let apiError = APIError(streamError: error, promptParam: plan.promptParam)
                     try await writer.write(JSONBody.event(apiError.body))
                     break
                 }

@@ -59,6 +59,11 @@ extension InstanceNode {
             guard (0...addresses.count).contains(have) else {
                 throw RemoteError.protocolViolation("decode has \(have) of \(addresses.count) blocks")
             }
+            self.counters.value.withLock {
+                $0.handoffs += 1
+                $0.blocksSent += addresses.count - have
+                $0.blocksSkipped += have
+            }
             try await RemoteTransfer.sendChunks(addresses: addresses[have...], firstBlock: have, blockBytes: blockBytes) { chunk in
                 var m = Memserve_V1_HandoffMessage()
                 m.chunk = chunk
@@ -111,7 +116,13 @@ extension InstanceNode {
             throw RPCError(engineError: error)
         }
         let insert: ArraySlice<Int32>? = mode.decodeCaches ? tokens[0..<computed] : nil
-        let reservation = try await engine.perform { e in KVTransfer.reserve(tokens: insert, blockCount: blockCount, in: e.core.memPool) }
+        let waited = Counters()
+        let reservation = try await engine.perform { [counters] e in
+            let r = KVTransfer.reserve(tokens: insert, blockCount: blockCount, in: e.core.memPool)
+            // No room: wait (the sender keeps its blocks meanwhile), counted once.
+            if r == nil && waited.first() { counters.value.withLock { $0.deferredHandoffs += 1 } }
+            return r
+        }
         var adopted = false
         defer {
             if !adopted { engine.enqueue { e in KVTransfer.cancel(reservation, in: e.core.memPool); return true } }
@@ -136,6 +147,11 @@ extension InstanceNode {
             return true
         }
         adopted = true
+        counters.value.withLock {
+            $0.handoffs += 1
+            $0.blocksSent += reservation.missing
+            $0.blocksSkipped += reservation.have
+        }
         for try await out in stream {
             if out.finishReason != nil, let back = returning.withLock({ $0[id] }) {
                 // The next turn should find this one's KV at prefill: answer after it is there.
@@ -166,7 +182,8 @@ extension InstanceNode {
             Task {
                 do {
                     let client = try self.clients.client(for: peer)
-                    _ = try await RemoteTransfer.transferWithInsert(to: client, tokens: tokens, addresses: addresses, blockBytes: blockBytes)
+                    let moved = try await RemoteTransfer.transferWithInsert(to: client, tokens: tokens, addresses: addresses, blockBytes: blockBytes)
+                    self.counters.value.withLock { $0.blocksReturned += moved }
                 } catch {
                     self.logger.warning("returning the KV of request \(fid) to \(peer) failed: \(error)")
                 }

@@ -28,6 +28,11 @@ public final class InstanceNode: Service, Sendable {
     /// Decode: where finished sequences' KV goes back to (PD-Caching-3), and returns in flight.
     let returnPeers = Mutex<[RequestID: PeerAddress]>([:])
     let returning = Mutex<[RequestID: Promise<Void>]>([:])
+    let counters = Counters()
+
+    /// What moved through this instance: handoffs and blocks it sent (prefill) or received
+    /// (decode), handoffs that waited for room, blocks returned (PD-Caching-3).
+    public var transferStats: TransferStats { counters.value.withLock { $0 } }
 
     /// - Parameters:
     ///   - model, memPool: the instance's engine.

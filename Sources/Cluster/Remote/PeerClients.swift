@@ -1,3 +1,4 @@
+import Engine
 import Foundation
 import GRPCCore
 import GRPCNIOTransportHTTP2
@@ -5,7 +6,7 @@ import Synchronization
 import Wire
 
 /// Why talking to another MemServe process failed.
-public enum RemoteError: Error, CustomStringConvertible, Equatable {
+public enum RemoteError: InstanceFailure, Equatable {
     case badAddress(String)
     case peerFailed(peer: String, reason: String)
     case incompatiblePeer(peer: String, reason: String)

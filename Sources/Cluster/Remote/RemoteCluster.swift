@@ -17,6 +17,8 @@ public final class RemoteCluster: InferenceBackend {
         public var mode: PDMode
         public var tokenCapacity: Int
         public var stats: EngineStats
+        /// Answered the last poll. Requests avoid instances that did not.
+        public var healthy = true
     }
 
     public let model: LoadedModel
@@ -78,9 +80,10 @@ public final class RemoteCluster: InferenceBackend {
 
     public var peerList: [Peer] { peers.withLock { $0 } }
 
-    /// Least loaded instance of a role: requests in flight from here, then the last polled queue.
+    /// Least loaded healthy instance of a role: requests in flight from here, then the last
+    /// polled queue.
     private func pick(_ roles: Set<InstanceRole>) -> PeerAddress? {
-        let all = peers.withLock { $0 }.filter { roles.contains($0.role) }
+        let all = peers.withLock { $0 }.filter { roles.contains($0.role) && $0.healthy }
         let load = inFlight.withLock { $0 }
         return all.min { a, b in
             let la = load[a.address, default: 0] + a.stats.waiting, lb = load[b.address, default: 0] + b.stats.waiting
@@ -95,9 +98,14 @@ public final class RemoteCluster: InferenceBackend {
             throw .promptTooLong(tokens: promptTokens.count, limit: min(model.transformer.maxContext, tokenCapacity))
         }
         if state.withLock({ $0.stopping }) { throw .shuttingDown }
-        guard let entry = pick([.prefill, .colocated]) else { throw .shuttingDown }
-        let decode = peers.withLock { $0 }.first { $0.address == entry }?.role == .prefill ? pick([.decode]) : nil
         let id = nextID.add(1, ordering: .relaxed).oldValue
+        guard let entry = pick([.prefill, .colocated]) else {
+            return (id, Self.failed(RemoteError.noPeer("no prefill or colocated instance is reachable")))
+        }
+        let decode = peers.withLock { $0 }.first { $0.address == entry }?.role == .prefill ? pick([.decode]) : nil
+        if decode == nil && peers.withLock({ $0 }).first(where: { $0.address == entry })?.role == .prefill {
+            return (id, Self.failed(RemoteError.noPeer("no decode instance is reachable")))
+        }
         var request = Memserve_V1_GenerateRequest()
         request.promptTokens = promptTokens
         request.sampling = sampling.wire
@@ -121,6 +129,8 @@ public final class RemoteCluster: InferenceBackend {
                 continuation.finish()
             } catch {
                 continuation.finish(throwing: Self.frontendError(error, entry: entry))
+                // An instance may be gone: find out now rather than at the next poll.
+                if !Task.isCancelled { await self.poll() }
             }
         }
         tasks.withLock { $0[id] = task }
@@ -167,13 +177,24 @@ public final class RemoteCluster: InferenceBackend {
         }
     }
 
-    /// Refreshes every peer's counts (a peer that does not answer keeps its last ones).
+    /// Refreshes every peer's counts and health (a peer that does not answer within a second
+    /// is skipped by new requests until it answers again).
     public func poll() async {
         for p in peerList {
-            guard let info = try? await Self.info(of: p.address, clients: clients, timeout: .seconds(2)) else { continue }
+            let info = try? await Self.info(of: p.address, clients: clients, timeout: .seconds(1))
             peers.withLock { all in
-                if let i = all.firstIndex(where: { $0.address == p.address }) { all[i].stats = EngineStats(wire: info.stats) }
+                guard let i = all.firstIndex(where: { $0.address == p.address }) else { return }
+                if all[i].healthy != (info != nil) {
+                    logger.warning("instance \(p.address) is \(info != nil ? "back" : "not answering")")
+                }
+                all[i].healthy = info != nil
+                if let info { all[i].stats = EngineStats(wire: info.stats) }
             }
         }
+    }
+
+    /// A stream that fails at once (the request never started).
+    static func failed(_ error: any Error) -> AsyncThrowingStream<RequestOutput, any Error> {
+        AsyncThrowingStream { $0.finish(throwing: error) }
     }
 }

@@ -22,3 +22,7 @@ public protocol InferenceBackend: Service {
 extension EngineService: InferenceBackend {
     public var tokenCapacity: Int { core.memPool.hotBlocks * core.memPool.blockTokens }
 }
+
+/// A failure of an instance in another process while it served a request (it died, or the
+/// network failed): front ends report it as a bad gateway, not as a bug of their own.
+public protocol InstanceFailure: Error, CustomStringConvertible {}
