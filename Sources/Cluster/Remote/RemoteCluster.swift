@@ -181,11 +181,14 @@ public final class RemoteCluster: InferenceBackend {
     /// is skipped by new requests until it answers again).
     public func poll() async {
         for p in peerList {
-            let info = try? await Self.info(of: p.address, clients: clients, timeout: .seconds(1))
+            let result = await Result(awaiting: { () async throws(any Error) -> Memserve_V1_InstanceInfo in
+                try await Self.info(of: p.address, clients: clients, timeout: .seconds(2))
+            })
+            let info = try? result.get()
             peers.withLock { all in
                 guard let i = all.firstIndex(where: { $0.address == p.address }) else { return }
                 if all[i].healthy != (info != nil) {
-                    logger.warning("instance \(p.address) is \(info != nil ? "back" : "not answering")")
+                    logger.warning("instance \(p.address) is \(info != nil ? "back" : "not answering: \(result)")")
                 }
                 all[i].healthy = info != nil
                 if let info { all[i].stats = EngineStats(wire: info.stats) }
@@ -196,5 +199,11 @@ public final class RemoteCluster: InferenceBackend {
     /// A stream that fails at once (the request never started).
     static func failed(_ error: any Error) -> AsyncThrowingStream<RequestOutput, any Error> {
         AsyncThrowingStream { $0.finish(throwing: error) }
+    }
+}
+
+extension Result where Failure == any Error {
+    init(awaiting body: () async throws(any Error) -> Success) async {
+        do { self = .success(try await body()) } catch { self = .failure(error) }
     }
 }

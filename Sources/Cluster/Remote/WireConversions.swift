@@ -91,7 +91,8 @@ extension TierStats {
 }
 
 extension EngineStats {
-    init(wire w: Memserve_V1_EngineCounts) {
+    /// An instance's counts as its Info reports them.
+    public init(wire w: Memserve_V1_EngineCounts) {
         self.init(running: Int(w.running), waiting: Int(w.waiting), hot: TierStats(wire: w.hot), cold: TierStats(wire: w.cold),
                   evictions: Int(w.evictions), demotions: Int(w.demotions), cachedBlocks: Int(w.cachedBlocks),
                   pendingHandoffs: Int(w.pendingHandoffs))

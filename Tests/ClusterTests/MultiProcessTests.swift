@@ -1,0 +1,146 @@
+import Cluster
+import Engine
+import Foundation
+import GRPCCore
+import Model
+import Testing
+import Wire
+
+/// Instances as real separate `memserve instance` processes on loopback, joined by a front end
+/// in the test process: the same answers as one engine, and processes that die mid-request
+/// or mid-transfer fail only their own requests, with no block left held anywhere.
+@Suite("PD disaggregation across processes", .serialized)
+struct MultiProcessTests {
+    static func params(_ n: Int) -> SamplingParameters { PDClusterTests.params(n) }
+
+    @Test("a prefill and a decode process serve a conversation exactly like one engine", arguments: [PDMode.basic, .caching3])
+    func conversationAcrossProcesses(mode: PDMode) async throws {
+        let model = ProcessModel.loaded
+        let colocated = EngineService(model: model.sibling(threads: 1), memPool: try model.makeMemPool(hotBlocks: 256))
+        defer { colocated.shutdown() }
+        let expected = try await PDClusterTests.conversation { try colocated.submit(promptTokens: $0, sampling: Self.params(10)).1 }
+
+        let decode = try await InstanceProcess.start(role: "decode", mode: mode, model: ProcessModel.path)
+        defer { decode.stop() }
+        let prefill = try await InstanceProcess.start(role: "prefill", mode: mode, model: ProcessModel.path)
+        defer { prefill.stop() }
+        let front = try await RemoteCluster(model: model, peers: [prefill.address, decode.address])
+        #expect(front.peerList.map(\.role).sorted { $0.rawValue < $1.rawValue } == [.decode, .prefill])
+        let got = try await PDClusterTests.conversation { try front.submit(promptTokens: $0, sampling: Self.params(10)).1 }
+        #expect(got.map(\.tokens) == expected.map(\.tokens))
+        if mode == .caching3 {
+            for (prev, next) in zip(got.map(\.cached), got.dropFirst().map(\.cached)) { #expect(next > prev) }
+        } else {
+            #expect(got.allSatisfy { $0.cached == 0 })
+        }
+        for p in [prefill, decode] {
+            let raw = try RawPeer(p.address)
+            #expect(LocalNodes.idle(try await raw.waitIdle()), "\(p.role): no block held after the conversation")
+            raw.clients.shutdown()
+        }
+    }
+
+    @Test("killing a decode process fails only its requests; the others finish; prefill frees every block")
+    func decodeProcessDies() async throws {
+        let model = ProcessModel.loaded
+        let prefill = try await InstanceProcess.start(role: "prefill", mode: .caching2, model: ProcessModel.path)
+        defer { prefill.stop() }
+        let doomed = try await InstanceProcess.start(role: "decode", mode: .caching2, model: ProcessModel.path)
+        let healthy = try await InstanceProcess.start(role: "decode", mode: .caching2, model: ProcessModel.path)
+        defer { healthy.stop(); doomed.stop() }
+        let front = try await RemoteCluster(model: model, peers: [prefill.address, doomed.address, healthy.address])
+
+        // Four long requests; the front end spreads them over both decode instances.
+        let length = 3000
+        let started = AsyncStream<Void>.makeStream()
+        let outcomes = try await withThrowingTaskGroup(of: Result<Int, any Error>.self) { group in
+            for i in 0..<4 {
+                let prompt = (0..<(40 + i)).map { Int32(3 + ($0 * 7 + i) % 250) }
+                let stream = try front.submit(promptTokens: prompt, sampling: Self.params(length)).1
+                group.addTask {
+                    var n = 0
+                    do {
+                        for try await o in stream where o.token != nil {
+                            n += 1
+                            if n == 5 { started.continuation.yield() }
+                        }
+                        return .success(n)
+                    } catch {
+                        if n < 5 { started.continuation.yield() }
+                        return .failure(error)
+                    }
+                }
+            }
+            var seen = 0
+            for await _ in started.stream {
+                seen += 1
+                if seen == 4 { break }
+            }
+            // Kill it while its two requests are generating there (clients may lag behind).
+            let raw = try RawPeer(doomed.address)
+            #expect(try await raw.waitRunning(2))
+            raw.clients.shutdown()
+            doomed.kill()
+            var all: [Result<Int, any Error>] = []
+            for try await r in group { all.append(r) }
+            return all
+        }
+        let failed = outcomes.compactMap(\.failure), finished = outcomes.compactMap(\.success)
+        #expect(failed.count == 2 && finished == [length, length], "two requests were on the killed instance: \(outcomes)")
+        for e in failed {
+            #expect(e is RemoteError, "a clear error, not a crash: \(e)")
+            #expect("\(e)".contains("failed"))
+        }
+        // Later requests avoid the dead instance once the front end has noticed (its service
+        // polls every 500 ms; failures trigger a poll too; here the test polls itself).
+        await front.poll()
+        for _ in 0..<3 {
+            let r = try await PDClusterTests.collect(try front.submit(promptTokens: Array(10..<60), sampling: Self.params(6)).1)
+            #expect(r.tokens.count == 6)
+        }
+        #expect(front.peerList.first { $0.address == doomed.address }?.healthy == false)
+        for p in [prefill, healthy] {
+            let raw = try RawPeer(p.address)
+            #expect(LocalNodes.idle(try await raw.waitIdle()), "\(p.role): pool back to baseline")
+            raw.clients.shutdown()
+        }
+    }
+
+    @Test("killing the prefill process mid-decode frees the decode process's blocks")
+    func prefillProcessDies() async throws {
+        let model = ProcessModel.loaded
+        let decode = try await InstanceProcess.start(role: "decode", mode: .caching3, model: ProcessModel.path)
+        defer { decode.stop() }
+        let prefill = try await InstanceProcess.start(role: "prefill", mode: .caching3, model: ProcessModel.path)
+        let front = try await RemoteCluster(model: model, peers: [prefill.address, decode.address])
+        let streams = try (0..<2).map { i in
+            try front.submit(promptTokens: (0..<(50 + i)).map { Int32(9 + $0 % 200) }, sampling: Self.params(3000)).1
+        }
+        for s in streams {
+            var n = 0
+            for try await o in s where o.token != nil {
+                n += 1
+                if n == 5 { break }
+            }
+        }
+        let raw = try RawPeer(decode.address)
+        #expect(try await raw.waitRunning(2), "both requests decoding when prefill dies")
+        prefill.kill()
+        #expect(LocalNodes.idle(try await raw.waitIdle()), "decode aborted the orphaned requests and freed their blocks")
+        raw.clients.shutdown()
+    }
+
+    @Test("a prefill process that dies mid-transfer leaves no reserved block at decode")
+    func transferAbandoned() async throws {
+        let decode = try await InstanceProcess.start(role: "decode", mode: .caching2, model: ProcessModel.path)
+        defer { decode.stop() }
+        let raw = try RawPeer(decode.address)
+        let info = try await raw.info()
+        let tokens = (0..<(16 * Int(info.blockTokens) + 1)).map { Int32(5 + $0 % 240) }
+        let error = await raw.abandonedHandoff(tokens: tokens, blockTokens: Int(info.blockTokens), blockBytes: Int(info.blockBytes), chunks: 3)
+        #expect(error != nil)
+        let s = try await raw.waitIdle()
+        #expect(LocalNodes.idle(s) && s.hot.cached == 0, "the reservation was dropped, nothing half-written was cached")
+        raw.clients.shutdown()
+    }
+}
