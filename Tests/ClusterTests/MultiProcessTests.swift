@@ -144,3 +144,51 @@ struct MultiProcessTests {
         raw.clients.shutdown()
     }
 }
+
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+
+/// `memserve serve --peers` as a process: the OpenAI API in front of instance processes.
+@Suite("memserve serve --peers", .serialized)
+struct FrontEndProcessTests {
+    static func post(_ base: URL, _ body: String) async throws -> (Int, [String: Any]) {
+        var request = URLRequest(url: base.appendingPathComponent("v1/completions"))
+        request.httpMethod = "POST"
+        request.setValue("application/json", forHTTPHeaderField: "Content-Type")
+        request.httpBody = Data(body.utf8)
+        let (data, response) = try await URLSession.shared.data(for: request)
+        let json = try JSONSerialization.jsonObject(with: data) as? [String: Any] ?? [:]
+        return ((response as! HTTPURLResponse).statusCode, json)
+    }
+
+    @Test("completions through a front-end process; a dead decode instance is a 502 with an OpenAI error body")
+    func serveOverPeers() async throws {
+        let decode = try await InstanceProcess.start(role: "decode", mode: .caching3, model: ProcessModel.path)
+        defer { decode.stop() }
+        let prefill = try await InstanceProcess.start(role: "prefill", mode: .caching3, model: ProcessModel.path)
+        defer { prefill.stop() }
+        let (serve, base) = try await InstanceProcess.serve(peers: [prefill.address, decode.address], model: ProcessModel.path)
+        defer { serve.stop() }
+
+        let body = #"{"model": "\#(ProcessModel.loaded.name)", "prompt": "the cat sat on the mat and then the dog sat on the rug in the sun", "max_tokens": 12, "temperature": 0, "ignore_eos": true}"#
+        let (status, json) = try await Self.post(base, body)
+        #expect(status == 200)
+        let usage = json["usage"] as? [String: Any]
+        #expect(usage?["completion_tokens"] as? Int == 12)
+        // Again: prefill finds the prompt (and, PD-Caching-3, the answer) cached.
+        let (_, again) = try await Self.post(base, body)
+        let details = (again["usage"] as? [String: Any])?["prompt_tokens_details"] as? [String: Any]
+        #expect((details?["cached_tokens"] as? Int ?? 0) > 0)
+
+        decode.kill()
+        let (failed, error) = try await Self.post(base, body)
+        #expect(failed == 502)
+        let detail = error["error"] as? [String: Any]
+        #expect(detail?["code"] as? String == "instance_failed")
+        #expect((detail?["message"] as? String)?.contains(decode.address.description) == true)
+        // Garbage still gets a 400, and the front end is still up.
+        let (bad, _) = try await Self.post(base, #"{"prompt": 3}"#)
+        #expect(bad == 400)
+    }
+}

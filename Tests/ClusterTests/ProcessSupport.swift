@@ -32,14 +32,30 @@ final class InstanceProcess: Sendable {
 
     /// Starts an instance and waits until it prints its address.
     static func start(role: String, mode: PDMode, model: String, extra: [String] = []) async throws -> InstanceProcess {
+        let args = ["instance", "--role", role, "--pd-mode", mode.rawValue, "--listen", "127.0.0.1:0", "--model", model,
+                    "--threads", "1", "--max-context", "4096", "--max-batch-tokens", "64", "--kv-mb", "32"] + extra
+        let (process, address) = try await launch(args, name: role, prefix: "listening on grpc://")
+        return InstanceProcess(process: process, address: try PeerAddress(parsing: address), role: role)
+    }
+
+    /// Starts `memserve serve` as a front end over `peers`; returns it and its base URL.
+    static func serve(peers: [PeerAddress], model: String) async throws -> (InstanceProcess, URL) {
+        let args = ["serve", "--port", "0", "--model", model, "--threads", "1", "--max-context", "4096",
+                    "--peers", peers.map(\.description).joined(separator: ",")]
+        let (process, url) = try await launch(args, name: "serve", prefix: "listening on ")
+        return (InstanceProcess(process: process, address: PeerAddress(host: "127.0.0.1", port: 0), role: "serve"), URL(string: url)!)
+    }
+
+    /// Runs `memserve ARGS` and waits (30 s at most) for the stdout line starting with `prefix`;
+    /// returns the rest of that line.
+    static func launch(_ arguments: [String], name: String, prefix: String) async throws -> (Process, String) {
         let process = Process()
         process.executableURL = try binary()
-        process.arguments = ["instance", "--role", role, "--pd-mode", mode.rawValue, "--listen", "127.0.0.1:0", "--model", model,
-                             "--threads", "1", "--max-context", "4096", "--max-batch-tokens", "64", "--kv-mb", "32"] + extra
+        process.arguments = arguments
         let out = Pipe()
         process.standardOutput = out
-        // The instance's log, for a failing test to show (left in the temporary folder).
-        let log = FileManager.default.temporaryDirectory.appendingPathComponent("memserve-test-\(getpid())-\(role)-\(UInt32.random(in: 0...UInt32.max)).log")
+        // The process's log, for a failing test to show (left in the temporary folder).
+        let log = FileManager.default.temporaryDirectory.appendingPathComponent("memserve-test-\(getpid())-\(name)-\(UInt32.random(in: 0...UInt32.max)).log")
         FileManager.default.createFile(atPath: log.path, contents: nil)
         process.standardError = try FileHandle(forWritingTo: log)
         try process.run()
@@ -51,20 +67,19 @@ final class InstanceProcess: Sendable {
                 let data = out.fileHandleForReading.availableData
                 if data.isEmpty { break }
                 text += String(decoding: data, as: UTF8.self)
-                if let l = text.split(separator: "\n").first(where: { $0.hasPrefix("listening on grpc://") }) {
-                    line.succeed(String(l.dropFirst("listening on grpc://".count)))
+                if let l = text.split(separator: "\n").first(where: { $0.hasPrefix(prefix) }) {
+                    line.succeed(String(l.dropFirst(prefix.count)))
                 }
             }
-            line.fail(RemoteError.noPeer("memserve instance --role \(role) exited before listening"))
+            line.fail(RemoteError.noPeer("memserve \(name) exited before listening (log: \(log.path))"))
         }
         let timeout = Task {
             try await Task.sleep(for: .seconds(30))
-            line.fail(RemoteError.noPeer("memserve instance --role \(role) did not listen within 30 s"))
+            line.fail(RemoteError.noPeer("memserve \(name) did not listen within 30 s (log: \(log.path))"))
         }
         defer { timeout.cancel() }
         do {
-            let address = try PeerAddress(parsing: try await line.value())
-            return InstanceProcess(process: process, address: address, role: role)
+            return (process, try await line.value())
         } catch {
             process.terminate()
             throw error
