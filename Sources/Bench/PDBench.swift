@@ -20,6 +20,8 @@ public enum PDBench {
         public var conversations: Int
         public var turns: Int
         public var arrival_rate_per_s: Double
+        /// How the PD instances moved KV ("inprocess" or "grpc").
+        public var transport: String
         public var configurations: [String: Latency]
     }
 
@@ -34,14 +36,25 @@ public enum PDBench {
         public init() {}
     }
 
+    /// How the PD configurations' instances talk: KV copied between pools of one process, or
+    /// over loopback gRPC (the network path, as between processes).
+    public enum Transport: String, Sendable, CaseIterable, Codable {
+        case inprocess
+        case grpc
+    }
+
     public static func run(model: LoadedModel, workload w: Workload = Workload(), kvMegabytes: Int = 512,
-                           progress: (String) -> Void = { _ in }) async throws -> Result {
+                           transport: Transport = .inprocess, progress: (String) -> Void = { _ in }) async throws -> Result {
         var configs: [String: Latency] = [:]
         let threads = model.pool.threadCount
         for name in ["colocated"] + PDMode.allCases.map(\.rawValue) {
             progress(name)
             let backend: any InferenceBackend
-            if let mode = PDMode(rawValue: name) {
+            if let mode = PDMode(rawValue: name), transport == .grpc {
+                backend = try await LoopbackCluster.start(model: model, roles: [.prefill, .decode], mode: mode,
+                                                          blocks: model.blocks(forMegabytes: kvMegabytes / 2),
+                                                          threads: max(1, threads / 2))
+            } else if let mode = PDMode(rawValue: name) {
                 let t = max(1, threads / 2)
                 let p = model.sibling(threads: t), d = model.sibling(threads: max(1, threads - t))
                 let blocks = model.blocks(forMegabytes: kvMegabytes / 2)
@@ -52,9 +65,10 @@ public enum PDBench {
                 backend = EngineService(model: m, memPool: try m.makeMemPool(hotBlocks: model.blocks(forMegabytes: kvMegabytes)))
             }
             configs[name] = try await replay(backend, w, vocab: model.transformer.configuration.vocabularySize)
-            backend.shutdown()
+            if let loopback = backend as? LoopbackCluster { await loopback.stop() } else { backend.shutdown() }
         }
-        return Result(conversations: w.conversations, turns: w.turns, arrival_rate_per_s: w.arrivalRate, configurations: configs)
+        return Result(conversations: w.conversations, turns: w.turns, arrival_rate_per_s: w.arrivalRate,
+                      transport: transport.rawValue, configurations: configs)
     }
 
     struct Sample { var ttft: Double; var tpot: Double; var jct: Double; var prompt: Int; var cached: Int }

@@ -180,6 +180,8 @@ struct PDBenchCommand: AsyncParsableCommand {
     @Option var conversations = 12
     @Option var turns = 3
     @Option(name: .customLong("rate"), help: "Conversations arriving per second (Poisson).") var rate = 2.0
+    @Option(help: "How PD instances move KV: inprocess (memory copy) or grpc (loopback network path).")
+    var transport: PDBench.Transport = .inprocess
 
     func run() async throws {
         MemServe.bootstrapLogging(verbose: modelArguments.verbose)
@@ -188,11 +190,12 @@ struct PDBenchCommand: AsyncParsableCommand {
         w.conversations = conversations
         w.turns = turns
         w.arrivalRate = rate
-        let r = try await PDBench.run(model: model, workload: w, kvMegabytes: modelArguments.kvMegabytes) {
+        let r = try await PDBench.run(model: model, workload: w, kvMegabytes: modelArguments.kvMegabytes,
+                                         transport: transport) {
             FileHandle.standardError.write(Data("bench: \($0)\n".utf8))
         }
         if output.json { try printJSON(r); return }
-        Output.write("\(r.conversations) conversations x \(r.turns) turns, \(r.arrival_rate_per_s)/s\n")
+        Output.write("\(r.conversations) conversations x \(r.turns) turns, \(r.arrival_rate_per_s)/s, PD over \(r.transport)\n")
         Output.write("config       TTFT avg/p99 ms    TPOT avg/p99 ms    JCT avg/p99 ms     cached\n")
         for name in ["colocated", "basic", "caching-1", "caching-2", "caching-3"] {
             guard let l = r.configurations[name] else { continue }
@@ -202,3 +205,5 @@ struct PDBenchCommand: AsyncParsableCommand {
         }
     }
 }
+
+extension PDBench.Transport: ExpressibleByArgument {}

@@ -23,7 +23,7 @@ struct Serve: AsyncParsableCommand {
     @Flag(name: .customLong("no-prefix-caching"), help: "Do not reuse the KV cache of shared prompt prefixes across requests.")
     var noPrefixCaching = false
 
-    @Option(help: "Prefill-only instances in this process (with --decode: disaggregated serving; 0: one colocated engine).")
+    @Option(help: "Prefill-only instances in this process (with --decode: disaggregated serving; 0: one colocated engine). One of each moves KV by memory copy; more talk over loopback gRPC.")
     var prefill = 0
 
     @Option(help: "Decode-only instances in this process.")
@@ -43,9 +43,7 @@ struct Serve: AsyncParsableCommand {
         if port < 0 || port > 65_535 { throw ValidationError("--port must be between 0 and 65535") }
         if maxRunning < 1 { throw ValidationError("--max-running must be positive") }
         if (prefill == 0) != (decode == 0) { throw ValidationError("--prefill and --decode go together") }
-        if prefill > 1 || decode > 1 {
-            throw ValidationError("one process runs one prefill and one decode instance; run more as `memserve instance` processes and join them with --peers")
-        }
+        if prefill < 0 || decode < 0 { throw ValidationError("--prefill and --decode must not be negative") }
         if peers != nil {
             if prefill > 0 { throw ValidationError("--peers and --prefill/--decode exclude each other") }
             do {
@@ -70,6 +68,15 @@ struct Serve: AsyncParsableCommand {
             let remote = try await RemoteCluster(model: model, peers: try peerAddresses)
             for p in remote.peerList { log.info("peer \(p.address): \(p.role.rawValue), \(p.mode.rawValue), KV \(p.tokenCapacity) tokens") }
             backend = remote
+        } else if prefill + decode > 2 {
+            // More than one instance per role: the instances talk over loopback gRPC, as
+            // separate processes would; each gets an equal share of threads and KV memory.
+            let n = prefill + decode
+            let threads = max(1, modelArguments.threads / n)
+            let roles = Array(repeating: InstanceRole.prefill, count: prefill) + Array(repeating: .decode, count: decode)
+            backend = try await LoopbackCluster.start(model: model, roles: roles, mode: pdMode, blocks: max(1, blocks / n),
+                                                      threads: threads, configuration: scheduler)
+            log.info("disaggregated: \(prefill) prefill + \(decode) decode instances over loopback gRPC, \(pdMode.rawValue), \(threads) threads each")
         } else if prefill == 1 && decode == 1 {
             // Each instance gets its own threads and half the KV memory; weights are shared.
             let threads = max(1, modelArguments.threads / 2)

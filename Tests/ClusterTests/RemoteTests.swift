@@ -56,6 +56,29 @@ struct RemoteTests {
         await n.stop()
     }
 
+    @Test("two instances per role share the load and answer like one engine")
+    func twoPerRole() async throws {
+        let expected = try await Self.expected()
+        let c = try await LoopbackCluster.start(model: PDClusterTests.base, roles: [.prefill, .prefill, .decode, .decode],
+                                                mode: .caching3, blocks: 96, threads: 1)
+        let answers = try await withThrowingTaskGroup(of: [[Int32]].self) { group in
+            for _ in 0..<4 {
+                group.addTask {
+                    try await PDClusterTests.conversation { try c.submit(promptTokens: $0, sampling: PDClusterTests.params(10)).1 }.map(\.tokens)
+                }
+            }
+            var all: [[[Int32]]] = []
+            for try await a in group { all.append(a) }
+            return all
+        }
+        #expect(answers.allSatisfy { $0 == expected })
+        #expect(c.nodes.allSatisfy { $0.transferStats.handoffs > 0 }, "every instance served some of the 16 requests")
+        #expect(c.nodes.filter { $0.role == .prefill }.map(\.transferStats.handoffs).reduce(0, +) == 16)
+        for _ in 0..<600 where !c.nodes.allSatisfy({ LocalNodes.idle($0.engine.stats) }) { try await Task.sleep(for: .milliseconds(5)) }
+        #expect(c.nodes.allSatisfy { LocalNodes.idle($0.engine.stats) })
+        await c.stop()
+    }
+
     @Test("seeded sampling continues exactly on the decode instance")
     func seededSampling() async throws {
         var p = PDClusterTests.params(24)

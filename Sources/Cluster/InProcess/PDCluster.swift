@@ -86,17 +86,7 @@ public final class PDCluster: InferenceBackend {
     public var tokenCapacity: Int { min(prefill.tokenCapacity, decode.tokenCapacity) }
 
     /// Both instances' counts added up (blocks of the two pools together).
-    public var stats: EngineStats {
-        let p = prefill.stats, d = decode.stats
-        func sum(_ a: TierStats, _ b: TierStats) -> TierStats {
-            TierStats(capacity: a.capacity + b.capacity, free: a.free + b.free, used: a.used + b.used,
-                      cached: a.cached + b.cached, evictable: a.evictable + b.evictable)
-        }
-        return EngineStats(running: p.running + d.running, waiting: p.waiting + d.waiting, hot: sum(p.hot, d.hot),
-                           cold: sum(p.cold, d.cold), evictions: p.evictions + d.evictions,
-                           demotions: p.demotions + d.demotions, cachedBlocks: p.cachedBlocks + d.cachedBlocks,
-                           pendingHandoffs: p.pendingHandoffs + d.pendingHandoffs)
-    }
+    public var stats: EngineStats { prefill.stats + decode.stats }
 
     /// Service: runs both instances until graceful shutdown.
     public func run() async throws {

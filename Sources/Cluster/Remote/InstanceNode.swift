@@ -57,6 +57,8 @@ public final class InstanceNode: Service, Sendable {
         config.http2.maxFrameSize = WireTuning.maxFrameSize
         config.http2.targetWindowSize = WireTuning.windowSize
         config.rpc.maxRequestPayloadSize = WireTuning.maxMessageBytes
+        config.connection.keepalive.clientBehavior = .init(minPingIntervalWithoutCalls: WireTuning.keepaliveTime,
+                                                           allowWithoutCalls: true)
         transport = HTTP2ServerTransport.Posix(address: .ipv4(host: listen.host, port: listen.port),
                                                transportSecurity: .plaintext, config: config)
         let service = InstanceService()

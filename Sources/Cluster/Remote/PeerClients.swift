@@ -56,6 +56,9 @@ public enum WireTuning {
     public static let maxMessageBytes = 256 << 20
     /// KV bytes per chunk message.
     public static let chunkBytes = 4 << 20
+    /// HTTP/2 pings between peers (servers allow clients to ping this often).
+    public static let keepaliveTime = Duration.seconds(10)
+    public static let keepaliveTimeout = Duration.seconds(5)
 }
 
 /// One gRPC client per peer address, connected on first use and kept: instances and the front
@@ -80,6 +83,10 @@ public final class PeerClients: Sendable {
             config.http2.maxFrameSize = WireTuning.maxFrameSize
             config.http2.targetWindowSize = WireTuning.windowSize
             config.backoff = .init(initial: .milliseconds(50), max: .seconds(1), multiplier: 1.6, jitter: 0.2)
+            // A host that vanishes without closing its connections is noticed within seconds,
+            // so the requests on it fail instead of hanging.
+            config.connection.keepalive = .init(time: WireTuning.keepaliveTime, timeout: WireTuning.keepaliveTimeout,
+                                                allowWithoutCalls: true)
             let transport = try HTTP2ClientTransport.Posix(
                 target: .dns(host: address.host, port: address.port), transportSecurity: .plaintext, config: config)
             let client = GRPCClient(transport: transport)
