@@ -47,8 +47,12 @@ struct Instance: AsyncParsableCommand {
         scheduler.tokenBudget = modelArguments.maxBatchTokens
         scheduler.maxRunning = maxRunning
         scheduler.prefixCaching = !noPrefixCaching
+        let address = try PeerAddress(parsing: listen)
         let node = InstanceNode(model: model, memPool: try modelArguments.makeMemPool(for: model), role: role, mode: pdMode,
-                                listen: try PeerAddress(parsing: listen), advertise: advertise, configuration: scheduler)
+                                listen: address, advertise: advertise, configuration: scheduler)
+        if role == .prefill && pdMode == .caching3 && advertise == nil && ["0.0.0.0", "::"].contains(address.host) {
+            log.warning("listening on all interfaces without --advertise: decode instances on other hosts cannot return KV (PD-Caching-3) to \(listen)")
+        }
         let group = ServiceGroup(configuration: .init(services: [node], gracefulShutdownSignals: [.sigterm, .sigint], logger: log))
         let role = role, mode = pdMode
         try await withThrowingTaskGroup(of: Void.self) { tasks in

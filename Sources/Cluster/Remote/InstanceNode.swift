@@ -59,7 +59,9 @@ public final class InstanceNode: Service, Sendable {
         config.rpc.maxRequestPayloadSize = WireTuning.maxMessageBytes
         config.connection.keepalive.clientBehavior = .init(minPingIntervalWithoutCalls: WireTuning.keepaliveTime,
                                                            allowWithoutCalls: true)
-        transport = HTTP2ServerTransport.Posix(address: .ipv4(host: listen.host, port: listen.port),
+        let bind: GRPCNIOTransportCore.SocketAddress = listen.host.contains(":")
+            ? .ipv6(host: listen.host, port: listen.port) : .ipv4(host: listen.host, port: listen.port)
+        transport = HTTP2ServerTransport.Posix(address: bind,
                                                transportSecurity: .plaintext, config: config)
         let service = InstanceService()
         server = GRPCServer(transport: transport, services: [service])
@@ -77,8 +79,9 @@ public final class InstanceNode: Service, Sendable {
     public var listeningAddress: PeerAddress {
         get async throws {
             let a = try await transport.listeningAddress
-            guard let ip = a.ipv4 else { throw RemoteError.badAddress("\(a)") }
-            return PeerAddress(host: ip.host, port: ip.port)
+            if let ip = a.ipv4 { return PeerAddress(host: ip.host, port: ip.port) }
+            if let ip = a.ipv6 { return PeerAddress(host: ip.host, port: ip.port) }
+            throw RemoteError.badAddress("\(a)")
         }
     }
 
