@@ -43,10 +43,7 @@ struct Instance: AsyncParsableCommand {
         MemServe.bootstrapLogging(verbose: modelArguments.verbose)
         let log = Logger(label: "memserve.instance")
         let model = try modelArguments.load()
-        var scheduler = SchedulerConfiguration()
-        scheduler.tokenBudget = modelArguments.maxBatchTokens
-        scheduler.maxRunning = maxRunning
-        scheduler.prefixCaching = !noPrefixCaching
+        let scheduler = modelArguments.scheduler(maxRunning: maxRunning, prefixCaching: !noPrefixCaching)
         let address = try PeerAddress(parsing: listen)
         let node = InstanceNode(model: model, memPool: try modelArguments.makeMemPool(for: model), role: role, mode: pdMode,
                                 listen: address, advertise: advertise, configuration: scheduler)

@@ -141,6 +141,15 @@ extension ModelArguments {
             throw CLIError("cannot allocate the KV cache: \(error)")
         }
     }
+
+    /// The scheduler of an engine serving requests (`serve`, `instance`).
+    func scheduler(maxRunning: Int, prefixCaching: Bool) -> SchedulerConfiguration {
+        var s = SchedulerConfiguration()
+        s.tokenBudget = maxBatchTokens
+        s.maxRunning = maxRunning
+        s.prefixCaching = prefixCaching
+        return s
+    }
 }
 
 enum DenseWeights: String, ExpressibleByArgument, CaseIterable {

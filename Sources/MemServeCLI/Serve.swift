@@ -58,10 +58,7 @@ struct Serve: AsyncParsableCommand {
         let registry = PrometheusBootstrap.registry()
         let log = Logger(label: "memserve.serve")
         let model = try modelArguments.load()
-        var scheduler = SchedulerConfiguration()
-        scheduler.tokenBudget = modelArguments.maxBatchTokens
-        scheduler.maxRunning = maxRunning
-        scheduler.prefixCaching = !noPrefixCaching
+        let scheduler = modelArguments.scheduler(maxRunning: maxRunning, prefixCaching: !noPrefixCaching)
         let blocks = model.blocks(forMegabytes: modelArguments.kvMegabytes)
         let backend: any InferenceBackend
         if peers != nil {

@@ -116,37 +116,26 @@ extension InstanceNode {
             throw RPCError(engineError: error)
         }
         let insert: ArraySlice<Int32>? = mode.decodeCaches ? tokens[0..<computed] : nil
-        let waited = Counters()
-        let reservation = try await engine.perform { [counters] e in
-            let r = KVTransfer.reserve(tokens: insert, blockCount: blockCount, in: e.core.memPool)
-            // No room: wait (the sender keeps its blocks meanwhile), counted once.
-            if r == nil && waited.first() { counters.value.withLock { $0.deferredHandoffs += 1 } }
-            return r
-        }
-        var adopted = false
-        defer {
-            if !adopted { engine.enqueue { e in KVTransfer.cancel(reservation, in: e.core.memPool); return true } }
-        }
-        var reply = Memserve_V1_HandoffReply()
-        reply.accepted.haveBlocks = Int64(reservation.have)
-        try await response.write(reply)
-        try await RemoteTransfer.receiveChunks(into: reservation, blockBytes: pool.blockBytes) {
-            guard let m = try await messages.next() else { return nil }
-            guard case let .chunk(c)? = m.part else { throw RPCError(code: .invalidArgument, message: "expected a KV chunk") }
-            return c
-        }
         let (sink, stream) = engine.makeSink(for: id)
         if mode == .caching3, let back = try? PeerAddress(parsing: h.returnPeer) {
             returnPeers.withLock { $0[id] = back }
         }
         defer { _ = returnPeers.withLock { $0.removeValue(forKey: id) } }
-        _ = try await engine.perform { e -> Bool? in
+        let reservation = try await receiveKV(tokens: insert, blockCount: blockCount, waiting: { [counters] in
+            counters.value.withLock { $0.deferredHandoffs += 1 }
+        }, accept: { have in
+            var reply = Memserve_V1_HandoffReply()
+            reply.accepted.haveBlocks = Int64(have)
+            try await response.write(reply)
+        }, next: {
+            guard let m = try await messages.next() else { return nil }
+            guard case let .chunk(c)? = m.part else { throw RPCError(code: .invalidArgument, message: "expected a KV chunk") }
+            return c
+        }, commit: { e, reservation in
             let table = KVTransfer.commit(reservation, tokens: insert, in: e.core.memPool)
             e.core.adopt(handoff, blocks: table.map(\.rawValue))
             e.register(sink, for: id)
-            return true
-        }
-        adopted = true
+        })
         counters.value.withLock {
             $0.handoffs += 1
             $0.blocksSent += reservation.missing
@@ -161,6 +150,37 @@ extension InstanceNode {
             r.output = out.wire
             try await response.write(r)
         }
+    }
+
+    // MARK: - Receiving KV
+
+    /// The receiving side of every transfer: reserves room on the engine thread (waiting while
+    /// there is none: back-pressure; `waiting` is called once if so), tells the sender how many
+    /// leading blocks it already has (`accept`), receives the rest (`next`), then runs `commit`
+    /// on the engine thread. Unless `commit` ran, the reservation is dropped whatever failed.
+    func receiveKV(tokens: ArraySlice<Int32>?, blockCount: Int, waiting: @escaping @Sendable () -> Void = {},
+                   accept: (Int) async throws -> Void, next: () async throws -> Memserve_V1_KVChunk?,
+                   commit: @escaping @Sendable (EngineService, KVReservation) -> Void) async throws -> KVReservation {
+        let engine = engine, blockBytes = engine.core.memPool.blockBytes
+        let waited = Counters()
+        let reservation = try await engine.perform { e in
+            let r = KVTransfer.reserve(tokens: tokens, blockCount: blockCount, in: e.core.memPool)
+            if r == nil && waited.first() { waiting() }
+            return r
+        }
+        var committed = false
+        defer {
+            if !committed { engine.enqueue { e in KVTransfer.cancel(reservation, in: e.core.memPool); return true } }
+        }
+        try await accept(reservation.have)
+        try await RemoteTransfer.receiveChunks(into: reservation, blockBytes: blockBytes, next: next)
+        // If this throws, the body did not run and the deferred cancel drops the reservation.
+        _ = try await engine.perform { e -> Bool? in
+            commit(e, reservation)
+            return true
+        }
+        committed = true
+        return reservation
     }
 
     /// On the decode engine thread (PD-Caching-3): finished sequences with their blocks retained.

@@ -77,8 +77,7 @@ final class InstanceService: Memserve_V1_Instance.SimpleServiceProtocol, @unchec
         guard case let .header(h)? = try await messages.next()?.part else {
             throw RPCError(code: .invalidArgument, message: "a transfer starts with a header")
         }
-        let engine = node.engine
-        let pool = engine.core.memPool, bt = pool.blockTokens
+        let pool = node.engine.core.memPool, bt = pool.blockTokens
         let count = Int(h.blockCount)
         guard h.blockBytes == pool.blockBytes else {
             throw RPCError(code: .failedPrecondition, message: "blocks of \(h.blockBytes) bytes; this instance's are \(pool.blockBytes)")
@@ -87,25 +86,17 @@ final class InstanceService: Memserve_V1_Instance.SimpleServiceProtocol, @unchec
             throw RPCError(code: .invalidArgument, message: "\(count) blocks cannot hold \(h.tokens.count) tokens (\(bt) per block, at most \(pool.hotBlocks) blocks)")
         }
         let tokens = h.tokens[...]
-        let reservation = try await engine.perform { e in KVTransfer.reserve(tokens: tokens, blockCount: count, in: e.core.memPool) }
-        var committed = false
-        defer {
-            if !committed { engine.enqueue { e in KVTransfer.cancel(reservation, in: e.core.memPool); return true } }
-        }
-        var accepted = Memserve_V1_TransferReply()
-        accepted.accepted.haveBlocks = Int64(reservation.have)
-        try await response.write(accepted)
-        try await RemoteTransfer.receiveChunks(into: reservation, blockBytes: pool.blockBytes) {
+        let reservation = try await node.receiveKV(tokens: tokens, blockCount: count, accept: { have in
+            var accepted = Memserve_V1_TransferReply()
+            accepted.accepted.haveBlocks = Int64(have)
+            try await response.write(accepted)
+        }, next: {
             guard let m = try await messages.next() else { return nil }
             guard case let .chunk(c)? = m.part else { throw RPCError(code: .invalidArgument, message: "expected a KV chunk") }
             return c
-        }
-        // If this throws, the body did not run and the deferred cancel drops the reservation.
-        _ = try await engine.perform { e -> Bool? in
+        }, commit: { e, reservation in
             e.core.memPool.release(KVTransfer.commit(reservation, tokens: tokens, in: e.core.memPool))
-            return true
-        }
-        committed = true
+        })
         var done = Memserve_V1_TransferReply()
         done.done.movedBlocks = Int64(reservation.missing)
         try await response.write(done)
