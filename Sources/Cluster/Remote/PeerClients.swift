@@ -1,5 +1,8 @@
 import Engine
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 import GRPCCore
 import GRPCNIOTransportHTTP2
 import Synchronization
@@ -54,11 +57,31 @@ public enum WireTuning {
     public static let windowSize = 64 << 20
     /// Largest message either side accepts (a KV chunk of several blocks).
     public static let maxMessageBytes = 256 << 20
-    /// KV bytes per chunk message.
-    public static let chunkBytes = 4 << 20
+    /// KV bytes per chunk message (at least one block). About 1 MB, so each chunk stays in the
+    /// CPU caches while it is serialized, framed and written: measured on loopback, one 737 KB
+    /// block per chunk moved 1024 blocks ~10% faster than 2 blocks and ~15% faster than 4 MB.
+    public static let chunkBytes = 1 << 20
     /// HTTP/2 pings between peers (servers allow clients to ping this often).
     public static let keepaliveTime = Duration.seconds(10)
     public static let keepaliveTimeout = Duration.seconds(5)
+
+    /// Keeps the multi-megabyte buffers a KV chunk passes through (serialized message, HTTP/2
+    /// framing, reassembly, decoded `data`) in malloc's heap once freed. By default glibc maps
+    /// such buffers fresh and unmaps or trims them on free, so every chunk paid kernel page
+    /// faults and page zeroing for four new buffers: more CPU than the copies themselves.
+    /// Process-wide, done once by the first `PeerClients` (every networked process has one).
+    static let allocatorTuned: Bool = {
+        #if canImport(Glibc)
+        // <malloc.h> is not part of the Glibc module: look `mallopt` up (absent on other libcs).
+        typealias Mallopt = @convention(c) (Int32, Int32) -> Int32
+        if let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "mallopt") {
+            let mallopt = unsafeBitCast(symbol, to: Mallopt.self)
+            _ = mallopt(-3, 32 << 20) // M_MMAP_THRESHOLD: glibc's largest allowed value
+            _ = mallopt(-1, 64 << 20) // M_TRIM_THRESHOLD
+        }
+        #endif
+        return true
+    }()
 }
 
 /// One gRPC client per peer address, connected on first use and kept: instances and the front
@@ -72,7 +95,7 @@ public final class PeerClients: Sendable {
     private let entries = Mutex<[PeerAddress: Entry]>([:])
     private let closed = Atomic<Bool>(false)
 
-    public init() {}
+    public init() { _ = WireTuning.allocatorTuned }
 
     /// The client for `address` (connects lazily; fails only for an unusable address).
     public func client(for address: PeerAddress) throws -> Client {

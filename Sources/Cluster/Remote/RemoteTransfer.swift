@@ -11,22 +11,24 @@ public enum RemoteTransfer {
     static func blocksPerChunk(_ blockBytes: Int) -> Int { max(1, WireTuning.chunkBytes / max(1, blockBytes)) }
 
     /// Sends the blocks at `addresses` (held by the caller), numbered from `firstBlock`.
+    ///
+    /// Blocks adjacent in memory (a run, as fresh allocations usually are) go as one chunk whose
+    /// `data` wraps the blocks without copying them: the serializer copies straight from the
+    /// pool into the wire buffer, and the message is serialized inside `write`, while the caller
+    /// still holds the blocks. A chunk is at most `blocksPerChunk` blocks, as before.
     static func sendChunks(addresses: ArraySlice<UInt>, firstBlock: Int, blockBytes: Int,
                            write: (Memserve_V1_KVChunk) async throws -> Void) async throws {
-        let per = blocksPerChunk(blockBytes)
+        let per = blocksPerChunk(blockBytes), stride = UInt(blockBytes)
         var index = addresses.startIndex, block = firstBlock
         while index < addresses.endIndex {
-            let n = min(per, addresses.endIndex - index)
+            guard let base = UnsafeMutableRawPointer(bitPattern: addresses[index]) else {
+                throw RemoteError.protocolViolation("block \(block) has a null address")
+            }
+            var n = 1
+            while n < per, index + n < addresses.endIndex, addresses[index + n] == addresses[index + n - 1] &+ stride { n += 1 }
             var chunk = Memserve_V1_KVChunk()
             chunk.firstBlock = Int64(block)
-            var data = Data(count: n * blockBytes)
-            data.withUnsafeMutableBytes { dst in
-                for i in 0..<n {
-                    let src = UnsafeRawPointer(bitPattern: addresses[index + i])!
-                    (dst.baseAddress! + i * blockBytes).copyMemory(from: src, byteCount: blockBytes)
-                }
-            }
-            chunk.data = data
+            chunk.data = Data(bytesNoCopy: base, count: n * blockBytes, deallocator: .none)
             try await write(chunk)
             index += n
             block += n
