@@ -113,7 +113,7 @@ let package = Package(
         .testTarget(name: "ModelTests", dependencies: ["Model", "Kernels", "GGUF", "Tokenizer", "Engine"], resources: [.copy("Fixtures")]),
         .testTarget(name: "EngineTests", dependencies: ["Engine", "Model", "Tokenizer", "GGUF", "MemPool"]),
         .testTarget(name: "MemPoolTests", dependencies: ["MemPool"]),
-        .testTarget(name: "ClusterTests", dependencies: ["Cluster", "Engine", "Model", "MemPool", "GGUF", "Wire"]),
+        .testTarget(name: "ClusterTests", dependencies: ["Cluster", "Engine", "Model", "MemPool", "GGUF", "Wire", "Kernels"]),
         .testTarget(name: "ServerTests", dependencies: [
             "Server", "Engine", "Model", "GGUF",
             .product(name: "HummingbirdTesting", package: "hummingbird"),

@@ -12,8 +12,11 @@ import Wire
 struct LocalNodes {
     var nodes: [InstanceNode]
     var tasks: [Task<Void, any Error>]
-    var front: RemoteCluster
+    /// The front end (none for a set of decode instances alone).
+    var frontEnd: RemoteCluster?
     var addresses: [PeerAddress]
+
+    var front: RemoteCluster { frontEnd! }
 
     var prefill: InstanceNode { nodes.first { $0.role == .prefill }! }
     var decode: InstanceNode { nodes.first { $0.role == .decode }! }
@@ -29,12 +32,12 @@ struct LocalNodes {
             nodes.append(node)
             addresses.append(try await node.listeningAddress)
         }
-        let front = try await RemoteCluster(model: PDClusterTests.base, peers: addresses)
-        return LocalNodes(nodes: nodes, tasks: tasks, front: front, addresses: addresses)
+        let front = roles.contains(where: { $0 != .decode }) ? try await RemoteCluster(model: PDClusterTests.base, peers: addresses) : nil
+        return LocalNodes(nodes: nodes, tasks: tasks, frontEnd: front, addresses: addresses)
     }
 
     func stop() async {
-        front.shutdown()
+        frontEnd?.shutdown()
         for n in nodes { n.shutdown() }
         for t in tasks { _ = try? await t.value }
     }

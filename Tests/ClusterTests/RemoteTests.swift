@@ -3,6 +3,7 @@ import Engine
 import Foundation
 import GRPCCore
 import GRPCNIOTransportHTTP2
+import Kernels
 import MemPool
 import Model
 import Synchronization
@@ -95,6 +96,38 @@ struct RemoteTests {
         let got = try await PDClusterTests.collect(try n.front.submit(promptTokens: prompt, sampling: p).1).tokens
         #expect(got == want)
         #expect(got.count == 24)
+        await n.stop()
+    }
+
+    @Test("transfer_with_insert over gRPC delivers every byte, whatever the blocks' order in memory")
+    func bytesArriveIntact() async throws {
+        let n = try await LocalNodes.start([.decode], mode: .caching2, blocks: [400])
+        let pool = try PDClusterTests.base.makeMemPool(hotBlocks: 300)
+        let bb = pool.blockBytes, bt = pool.blockTokens
+        // 300 blocks, sent in a shuffled order: runs of adjacent blocks and lone ones.
+        var random = SplitMix64(seed: 77)
+        var blocks = pool.allocate(300)!
+        for i in stride(from: blocks.count - 1, to: 0, by: -1) where random.next() % 3 == 0 {
+            blocks.swapAt(i, Int(random.next() % UInt64(i + 1)))
+        }
+        for b in blocks {
+            let p = pool.blockPointer(b).bindMemory(to: UInt64.self, capacity: bb / 8)
+            for i in 0..<(bb / 8) { p[i] = random.next() }
+        }
+        let tokens = (0..<(blocks.count * bt)).map { _ in Int32(random.next() % 250) }
+        let clients = PeerClients()
+        let moved = try await RemoteTransfer.transferWithInsert(to: try clients.client(for: n.addresses[0]), tokens: tokens,
+                                                                addresses: blocks.map { UInt(bitPattern: pool.blockPointer($0)) },
+                                                                blockBytes: bb)
+        #expect(moved == blocks.count)
+        let sent = blocks.map { Data(bytes: pool.blockPointer($0), count: bb) }
+        let received = try await n.decode.engine.perform { e -> [Data]? in
+            let m = e.core.memPool.match(tokens)
+            return m.blocks.map { Data(bytes: e.core.memPool.blockPointer($0), count: bb) }
+        }
+        #expect(received.count == sent.count)
+        #expect(received == sent, "every block arrived byte for byte, in order")
+        clients.shutdown()
         await n.stop()
     }
 
