@@ -98,8 +98,14 @@ public enum KVTransfer {
 
     private static func copy(_ source: ArraySlice<BlockID>, from sender: MemPool, into r: KVReservation, blockBytes: Int) {
         precondition(sender.blockBytes == blockBytes, "pools of different block layouts")
+        copy(source.map { UInt(bitPattern: sender.blockPointer($0)) }[...], into: r, blockBytes: blockBytes)
+    }
+
+    /// Copies the blocks at `source` (held by their owner) into the reservation's fresh blocks:
+    /// one copy per block.
+    static func copy(_ source: ArraySlice<UInt>, into r: KVReservation, blockBytes: Int) {
         for (dst, src) in zip(r.addresses, source) {
-            UnsafeMutableRawPointer(bitPattern: dst)!.copyMemory(from: sender.blockPointer(src), byteCount: blockBytes)
+            UnsafeMutableRawPointer(bitPattern: dst)!.copyMemory(from: UnsafeRawPointer(bitPattern: src)!, byteCount: blockBytes)
         }
     }
 }

@@ -34,50 +34,44 @@ public struct TransferStats: Sendable, Codable, Equatable {
     public var blocksReturned = 0
 }
 
-/// One prefill and one decode instance in this process, each an engine thread with its own
-/// MemPool, joined by in-process KV transfer (the embedded default of `memserve serve`).
+/// One prefill and one decode instance in this process (the embedded default of `memserve
+/// serve --prefill 1 --decode 1`): two `InstanceNode`s, each an engine thread with its own
+/// MemPool, joined by `LocalLink`s, so KV moves by memory copy through the same code that moves
+/// it over gRPC between processes.
 public final class PDCluster: InferenceBackend {
-    public let prefill: EngineService
-    public let decode: EngineService
+    public let prefillNode: InstanceNode
+    public let decodeNode: InstanceNode
     public let mode: PDMode
-    private let counters = Counters()
-    private let logger = Logger(label: "memserve.pd")
 
     /// - Parameters:
     ///   - prefillModel / decodeModel: the instances' models (`LoadedModel.sibling` shares weights).
     public init(prefillModel: LoadedModel, prefillPool: MemPool, decodeModel: LoadedModel, decodePool: MemPool,
                 mode: PDMode, configuration: SchedulerConfiguration = SchedulerConfiguration()) {
         self.mode = mode
-        var p = configuration
-        p.role = .prefill
-        p.prefixCaching = mode.prefillCaches
-        var d = configuration
-        d.role = .decode
-        d.prefixCaching = mode.decodeCaches
-        d.retainFinished = mode == .caching3
-        prefill = EngineService(model: prefillModel, memPool: prefillPool, configuration: p)
-        decode = EngineService(model: decodeModel, memPool: decodePool, configuration: d)
-        prefill.handoffHandler = { [unowned self] handoff, sink in self.send(handoff, sink) }
-        if mode == .caching3 {
-            decode.finishedHandler = { [unowned self] done in self.returnKV(done) }
-        }
-        let decode = decode, prefill = prefill
-        prefill.onCancel = { id in decode.abort(id) }
-        decode.onCancel = { id in prefill.abort(id) }
+        prefillNode = InstanceNode(model: prefillModel, memPool: prefillPool, role: .prefill, mode: mode, listen: nil,
+                                   configuration: configuration)
+        decodeNode = InstanceNode(model: decodeModel, memPool: decodePool, role: .decode, mode: mode, listen: nil,
+                                  configuration: configuration)
+        prefillNode.connect(decodeNode)
+        decodeNode.connect(prefillNode)
     }
+
+    public var prefill: EngineService { prefillNode.engine }
+    public var decode: EngineService { decodeNode.engine }
 
     /// Queues a request on the prefill instance; tokens stream from wherever it is served.
     public func submit(promptTokens: [Int32], sampling: SamplingParameters) throws(EngineError) -> (RequestID, AsyncThrowingStream<RequestOutput, any Error>) {
-        try prefill.submit(promptTokens: promptTokens, sampling: sampling)
+        try prefillNode.generate(promptTokens: promptTokens, sampling: sampling, decodePeer: decodeNode.name)
     }
 
-    public var transferStats: TransferStats { counters.value.withLock { $0 } }
+    /// What moved, as the decode instance counts it: handoffs, blocks received and skipped
+    /// (delta), handoffs that waited for blocks, blocks returned to prefill.
+    public var transferStats: TransferStats { decodeNode.transferStats }
 
     public var model: LoadedModel { prefill.model }
 
     public func abort(_ id: RequestID) {
         prefill.abort(id)
-        decode.abort(id)
     }
 
     public var isStopped: Bool { prefill.isStopped && decode.isStopped }
@@ -91,85 +85,15 @@ public final class PDCluster: InferenceBackend {
     /// Service: runs both instances until graceful shutdown.
     public func run() async throws {
         try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask { try await self.prefill.run() }
-            group.addTask { try await self.decode.run() }
+            group.addTask { try await self.prefillNode.run() }
+            group.addTask { try await self.decodeNode.run() }
             try await group.waitForAll()
         }
     }
 
     public func shutdown() {
-        prefill.shutdown()
-        decode.shutdown()
-    }
-
-    // MARK: - Prefill → decode
-
-    /// On the prefill thread: a sequence has its first token. The decode thread receives it;
-    /// prefill keeps the blocks until decode says the copy is done.
-    private func send(_ handoff: Handoff, _ sink: EngineService.RequestSink) {
-        let prefill = prefill, mode = mode
-        let deferredOnce = Counters()
-        decode.enqueue { [counters] decode in
-            let dpool = decode.core.memPool, ppool = prefill.core.memPool
-            let done: @Sendable () -> Void = { prefill.enqueue { $0.core.releaseHandoff(handoff.id); return true } }
-            if sink.isCancelled { done(); return true }
-            let source = handoff.blocks.map { BlockID(rawValue: $0) }
-            let table: [BlockID], moved: Int
-            if mode.decodeCaches {
-                guard let r = KVTransfer.transferWithInsert(tokens: handoff.tokens[0..<handoff.computedTokens], source: source,
-                                                            from: ppool, to: dpool) else {
-                    if deferredOnce.first() { counters.value.withLock { $0.deferredHandoffs += 1 } }
-                    return false
-                }
-                (table, moved) = r
-            } else {
-                guard let t = KVTransfer.transfer(source[...], from: ppool, to: dpool) else {
-                    if deferredOnce.first() { counters.value.withLock { $0.deferredHandoffs += 1 } }
-                    return false
-                }
-                (table, moved) = (t, t.count)
-            }
-            decode.core.adopt(handoff, blocks: table.map(\.rawValue))
-            decode.register(sink, for: handoff.id)
-            done()
-            counters.value.withLock {
-                $0.handoffs += 1
-                $0.blocksSent += moved
-                $0.blocksSkipped += source.count - moved
-            }
-            return true
-        } dropped: {
-            sink.fail(EngineError.shuttingDown)
-            prefill.enqueue { $0.core.releaseHandoff(handoff.id); return true }
-        }
-    }
-
-    // MARK: - Decode → prefill (PD-Caching-3)
-
-    /// On the decode thread: finished sequences, their blocks retained. Prefill pulls the part
-    /// of each that it does not cache yet into its prompt tree; decode then drops its hold.
-    private func returnKV(_ done: [FinishedSequence]) {
-        let decode = decode
-        prefill.enqueue { [counters] prefill in
-            let ppool = prefill.core.memPool, dpool = decode.core.memPool
-            var returned = 0
-            for f in done {
-                let bt = ppool.blockTokens
-                let whole = min(f.tokens.count / bt, f.blocks.count)
-                guard whole > 0 else { continue }
-                let source = f.blocks[0..<whole].map { BlockID(rawValue: $0) }
-                if let r = KVTransfer.transferWithInsert(tokens: f.tokens[0..<whole * bt], source: source, from: dpool, to: ppool) {
-                    ppool.release(r.table)
-                    returned += r.moved
-                }
-            }
-            counters.value.withLock { $0.blocksReturned += returned }
-            decode.enqueue { d in
-                for f in done { d.core.memPool.release(f.blocks.map { BlockID(rawValue: $0) }) }
-                return true
-            }
-            return true
-        }
+        prefillNode.shutdown()
+        decodeNode.shutdown()
     }
 }
 

@@ -151,7 +151,7 @@ public final class EngineCore {
         handedOff[s.id] = s
         newHandoffs.append(Handoff(id: s.id, tokens: s.tokens, promptCount: s.promptCount, cachedTokens: s.cachedTokens,
                                    sampling: s.sampling, sampler: s.sampler, decoder: s.decoder,
-                                   stopMatcher: s.stopMatcher, blocks: s.blocks))
+                                   stopMatcher: s.stopMatcher, blocks: s.blocks, handoffTo: s.handoffTo))
     }
 
     /// Sequences handed off since the last call (prefill role). Their blocks stay held until

@@ -9,11 +9,15 @@ public struct GenerationRequest: Sendable {
     public var id: RequestID
     public var promptTokens: [Int32]
     public var sampling: SamplingParameters
+    /// On a prefill instance: the decode instance the sequence goes to after its first token
+    /// (opaque to the engine; it travels in the `Handoff`).
+    public var handoffTo: String?
 
-    public init(id: RequestID, promptTokens: [Int32], sampling: SamplingParameters) {
+    public init(id: RequestID, promptTokens: [Int32], sampling: SamplingParameters, handoffTo: String? = nil) {
         self.id = id
         self.promptTokens = promptTokens
         self.sampling = sampling
+        self.handoffTo = handoffTo
     }
 }
 
@@ -101,6 +105,8 @@ public struct Handoff: Sendable {
     public var decoder: StreamingDecoder
     public var stopMatcher: StopMatcher
     public var blocks: [Int32]
+    /// The decode instance the request named (`GenerationRequest.handoffTo`).
+    public var handoffTo: String?
 
     /// Tokens whose KV the blocks hold.
     public var computedTokens: Int { tokens.count - 1 }
@@ -122,7 +128,8 @@ public struct Handoff: Sendable {
     }
 
     init(id: RequestID, tokens: [Int32], promptCount: Int, cachedTokens: Int, sampling: SamplingParameters,
-         sampler: Sampler, decoder: StreamingDecoder, stopMatcher: StopMatcher, blocks: [Int32]) {
+         sampler: Sampler, decoder: StreamingDecoder, stopMatcher: StopMatcher, blocks: [Int32], handoffTo: String?) {
+        self.handoffTo = handoffTo
         self.id = id
         self.tokens = tokens
         self.promptCount = promptCount

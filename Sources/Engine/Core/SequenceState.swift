@@ -24,9 +24,12 @@ final class SequenceState {
     /// Set on a prefill instance once the sequence has been handed to a decode instance.
     var handedOff = false
     let sampling: SamplingParameters
+    /// Prefill role: where the sequence goes after its first token.
+    var handoffTo: String?
 
     init(request: GenerationRequest, tokenizer: BPETokenizer, endOfGeneration: Set<Int32>) {
         id = request.id
+        handoffTo = request.handoffTo
         tokens = request.promptTokens
         promptCount = request.promptTokens.count
         sampler = Sampler(parameters: request.sampling, prompt: request.promptTokens)

@@ -101,8 +101,10 @@ public final class EngineService: Service, @unchecked Sendable {
 
     /// `submit` under an id from `reserveID`, for callers that must know the id before the
     /// engine can act on the request.
-    public func submit(id: RequestID, promptTokens: [Int32], sampling: SamplingParameters) throws(EngineError) -> AsyncThrowingStream<RequestOutput, any Error> {
-        let request = GenerationRequest(id: id, promptTokens: promptTokens, sampling: sampling)
+    /// `handoffTo` names the decode instance a prefill instance hands the sequence to.
+    public func submit(id: RequestID, promptTokens: [Int32], sampling: SamplingParameters,
+                       handoffTo: String? = nil) throws(EngineError) -> AsyncThrowingStream<RequestOutput, any Error> {
+        let request = GenerationRequest(id: id, promptTokens: promptTokens, sampling: sampling, handoffTo: handoffTo)
         try core.validate(request)
         let (stream, continuation) = AsyncThrowingStream<RequestOutput, any Error>.makeStream(bufferingPolicy: .unbounded)
         let submission = RequestSink(continuation)

@@ -23,22 +23,18 @@ final class InstanceService: Memserve_V1_Instance.SimpleServiceProtocol, @unchec
     func generate(request: Memserve_V1_GenerateRequest, response: RPCWriter<Memserve_V1_GenerateEvent>,
                   context: ServerContext) async throws {
         let node = try instance()
-        let engine = node.engine
         if node.role == .decode {
             throw RPCError(code: .failedPrecondition, message: "a decode instance takes sequences by handoff, not requests")
         }
-        var peer: PeerAddress?
         if node.role == .prefill {
-            do { peer = try PeerAddress(parsing: request.decodePeer) } catch {
+            do { _ = try PeerAddress(parsing: request.decodePeer) } catch {
                 throw RPCError(code: .invalidArgument, message: "a prefill instance needs decode_peer: \(error)")
             }
         }
-        let id = engine.reserveID()
-        if let peer { node.routes.withLock { $0[id] = peer } }
-        defer { node.routes.withLock { _ = $0.removeValue(forKey: id) } }
         let stream: AsyncThrowingStream<RequestOutput, any Error>
         do {
-            stream = try engine.submit(id: id, promptTokens: request.promptTokens, sampling: SamplingParameters(wire: request.sampling))
+            stream = try node.generate(promptTokens: request.promptTokens, sampling: SamplingParameters(wire: request.sampling),
+                                       decodePeer: request.decodePeer).1
         } catch {
             throw RPCError(engineError: error)
         }
@@ -67,7 +63,33 @@ final class InstanceService: Memserve_V1_Instance.SimpleServiceProtocol, @unchec
         guard case let .header(h)? = try await messages.next()?.part else {
             throw RPCError(code: .invalidArgument, message: "a handoff starts with a header")
         }
-        try await node.receiveHandoff(h, messages: &messages, response: response)
+        let engine = node.engine, pool = engine.core.memPool
+        let computed = h.tokens.count - 1
+        guard h.blockBytes == pool.blockBytes else {
+            throw RPCError(code: .failedPrecondition, message: "blocks of \(h.blockBytes) bytes; this instance's are \(pool.blockBytes)")
+        }
+        guard computed >= 1, h.promptCount >= 1, h.promptCount <= computed, h.cachedTokens >= 0,
+              h.blockCount == (computed + pool.blockTokens - 1) / pool.blockTokens else {
+            throw RPCError(code: .invalidArgument, message: "inconsistent handoff: \(h.tokens.count) tokens, prompt \(h.promptCount), \(h.blockCount) blocks")
+        }
+        let handoff = Handoff(id: engine.reserveID(), tokens: h.tokens, promptCount: Int(h.promptCount), cachedTokens: Int(h.cachedTokens),
+                              sampling: SamplingParameters(wire: h.sampling), randomState: h.rngState,
+                              decoderPending: [UInt8](h.decoderPending), stopHeld: h.stopPending, tokenizer: engine.model.tokenizer)
+        try await node.continueHandoff(handoff, returnPeer: h.returnPeer, accept: { have in
+            var reply = Memserve_V1_HandoffReply()
+            reply.accepted.haveBlocks = Int64(have)
+            try await response.write(reply)
+        }, fill: { reservation in
+            try await RemoteTransfer.receiveChunks(into: reservation, blockBytes: pool.blockBytes) {
+                guard let m = try await messages.next() else { return nil }
+                guard case let .chunk(c)? = m.part else { throw RPCError(code: .invalidArgument, message: "expected a KV chunk") }
+                return c
+            }
+        }, emit: { out in
+            var r = Memserve_V1_HandoffReply()
+            r.output = out.wire
+            try await response.write(r)
+        })
     }
 
     func transferWithInsert(request: RPCAsyncSequence<Memserve_V1_TransferMessage, any Error>,
@@ -90,10 +112,12 @@ final class InstanceService: Memserve_V1_Instance.SimpleServiceProtocol, @unchec
             var accepted = Memserve_V1_TransferReply()
             accepted.accepted.haveBlocks = Int64(have)
             try await response.write(accepted)
-        }, next: {
-            guard let m = try await messages.next() else { return nil }
-            guard case let .chunk(c)? = m.part else { throw RPCError(code: .invalidArgument, message: "expected a KV chunk") }
-            return c
+        }, fill: { reservation in
+            try await RemoteTransfer.receiveChunks(into: reservation, blockBytes: pool.blockBytes) {
+                guard let m = try await messages.next() else { return nil }
+                guard case let .chunk(c)? = m.part else { throw RPCError(code: .invalidArgument, message: "expected a KV chunk") }
+                return c
+            }
         }, commit: { e, reservation in
             e.core.memPool.release(KVTransfer.commit(reservation, tokens: tokens, in: e.core.memPool))
         })
