@@ -80,6 +80,27 @@ struct RemoteTests {
         await c.stop()
     }
 
+    @Test("a front end over colocated instances spreads conversations and answers like one engine")
+    func colocatedPeers() async throws {
+        let expected = try await Self.expected()
+        let n = try await LocalNodes.start([.colocated, .colocated], mode: .caching1)
+        let answers = try await withThrowingTaskGroup(of: [[Int32]].self) { group in
+            for _ in 0..<2 {
+                group.addTask {
+                    try await PDClusterTests.conversation { try n.front.submit(promptTokens: $0, sampling: PDClusterTests.params(10)).1 }.map(\.tokens)
+                }
+            }
+            var all: [[[Int32]]] = []
+            for try await a in group { all.append(a) }
+            return all
+        }
+        #expect(answers == [expected, expected])
+        #expect(n.nodes.allSatisfy { $0.engine.stats.hot.cached > 0 }, "both instances served requests")
+        try await n.waitIdle()
+        #expect(n.nodes.allSatisfy { LocalNodes.idle($0.engine.stats) })
+        await n.stop()
+    }
+
     @Test("seeded sampling continues exactly on the decode instance")
     func seededSampling() async throws {
         var p = PDClusterTests.params(24)

@@ -81,9 +81,7 @@ final class InstanceService: Memserve_V1_Instance.SimpleServiceProtocol, @unchec
             try await response.write(reply)
         }, fill: { reservation in
             try await RemoteTransfer.receiveChunks(into: reservation, blockBytes: pool.blockBytes) {
-                guard let m = try await messages.next() else { return nil }
-                guard case let .chunk(c)? = m.part else { throw RPCError(code: .invalidArgument, message: "expected a KV chunk") }
-                return c
+                try await Self.chunk(from: messages.next()) { if case let .chunk(c)? = $0.part { c } else { nil } }
             }
         }, emit: { out in
             var r = Memserve_V1_HandoffReply()
@@ -114,9 +112,7 @@ final class InstanceService: Memserve_V1_Instance.SimpleServiceProtocol, @unchec
             try await response.write(accepted)
         }, fill: { reservation in
             try await RemoteTransfer.receiveChunks(into: reservation, blockBytes: pool.blockBytes) {
-                guard let m = try await messages.next() else { return nil }
-                guard case let .chunk(c)? = m.part else { throw RPCError(code: .invalidArgument, message: "expected a KV chunk") }
-                return c
+                try await Self.chunk(from: messages.next()) { if case let .chunk(c)? = $0.part { c } else { nil } }
             }
         }, commit: { e, reservation in
             e.core.memPool.release(KVTransfer.commit(reservation, tokens: tokens, in: e.core.memPool))
@@ -124,6 +120,16 @@ final class InstanceService: Memserve_V1_Instance.SimpleServiceProtocol, @unchec
         var done = Memserve_V1_TransferReply()
         done.done.movedBlocks = Int64(reservation.missing)
         try await response.write(done)
+    }
+}
+
+extension InstanceService {
+    /// The KV chunk a message of a transfer carries: nil at the end of the stream; anything
+    /// but a chunk after the header is the sender's error.
+    static func chunk<M>(from message: M?, _ part: (M) -> Memserve_V1_KVChunk?) throws -> Memserve_V1_KVChunk? {
+        guard let message else { return nil }
+        guard let c = part(message) else { throw RPCError(code: .invalidArgument, message: "expected a KV chunk") }
+        return c
     }
 }
 
