@@ -45,7 +45,9 @@ public enum TransferBench {
     /// Blocks whose bytes the TCP loopback reference moves.
     static let tcpBlocks = 1024
 
-    public static func run(model: LoadedModel, counts: [Int] = [1, 16, 256, 1024]) async throws -> Result {
+    /// - Parameter peer: send the gRPC transfers to this instance (another process, e.g.
+    ///   `memserve instance --role decode` with room for 1,024 blocks) instead of one in this process.
+    public static func run(model: LoadedModel, counts: [Int] = [1, 16, 256, 1024], peer: PeerAddress? = nil) async throws -> Result {
         let layout = model.transformer.kvLayout
         let n = max(1, counts.max() ?? 1)
         let sender = try model.makeMemPool(hotBlocks: n), receiver = try model.makeMemPool(hotBlocks: n)
@@ -76,7 +78,7 @@ public enum TransferBench {
         let memcpy = Calibration.memcpyGBps()
         let tcp = try LoopbackTCP.gbps(bytes: tcpBlocks * layout.blockBytes, reps: 3)
         let addresses = source.map { UInt(bitPattern: sender.blockPointer($0)) }
-        let grpc = try await grpcRates(model: model, addresses: addresses, counts: counts)
+        let grpc = try await grpcRates(model: model, addresses: addresses, counts: counts, peer: peer)
         sender.release(source)
         return Result(block_bytes: layout.blockBytes, layers: layout.layerCount, inprocess_gbps: huge,
                       inprocess_per_layer_gbps: perLayer, memcpy_gbps: memcpy, grpc_gbps: grpc,
@@ -86,22 +88,27 @@ public enum TransferBench {
     /// Sends the first `count` of `addresses` (sender blocks) to a decode `InstanceNode` listening
     /// on 127.0.0.1, for each count; best-of-reps GB/s. Every transfer carries fresh random
     /// tokens, since the receiver indexes what it gets and would otherwise answer that it has it.
-    static func grpcRates(model: LoadedModel, addresses: [UInt], counts: [Int]) async throws -> [String: Double] {
+    static func grpcRates(model: LoadedModel, addresses: [UInt], counts: [Int], peer: PeerAddress?) async throws -> [String: Double] {
         let layout = model.transformer.kvLayout
-        let receiverModel = model.sibling(threads: 1)
-        let pool = try receiverModel.makeMemPool(hotBlocks: addresses.count + 64)
-        try touch(pool)
-        let node = InstanceNode(model: receiverModel, memPool: pool, role: .decode, mode: .caching2,
-                                listen: PeerAddress(host: "127.0.0.1", port: 0))
-        let serving = Task { try await node.run() }
+        var local: InstanceNode?
+        if peer == nil {
+            let receiverModel = model.sibling(threads: 1)
+            let pool = try receiverModel.makeMemPool(hotBlocks: addresses.count + 64)
+            try touch(pool)
+            local = InstanceNode(model: receiverModel, memPool: pool, role: .decode, mode: .caching2,
+                                 listen: PeerAddress(host: "127.0.0.1", port: 0))
+        }
+        let node = local
+        let serving = Task { try await node?.run() }
         let clients = PeerClients()
         func stop() async {
             clients.shutdown()
-            node.shutdown()
+            node?.shutdown()
             _ = await serving.result
         }
         do {
-            let client = try clients.client(for: try await node.listeningAddress)
+            let address = if let peer { peer } else { try await node!.listeningAddress }
+            let client = try clients.client(for: address)
             let vocab = UInt64(max(1, model.transformer.configuration.vocabularySize))
             var random = SplitMix64(seed: 0x6B76_5F67_7270_6300)
             /// One transfer of `count` blocks under fresh tokens; returns its nanoseconds.

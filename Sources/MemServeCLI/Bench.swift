@@ -1,5 +1,6 @@
 import ArgumentParser
 import Bench
+import Cluster
 import Engine
 import Foundation
 
@@ -154,11 +155,13 @@ struct TransferBenchCommand: AsyncParsableCommand {
 
     @OptionGroup var modelArguments: ModelArguments
     @OptionGroup var output: BenchOutputArguments
+    @Option(help: "Send the gRPC transfers to this instance (HOST:PORT of `memserve instance`, with room for 1,088 blocks) instead of one in this process.")
+    var peer: String?
 
     func run() async throws {
         MemServe.bootstrapLogging(verbose: modelArguments.verbose)
         let model = try modelArguments.load()
-        let r = try await TransferBench.run(model: model)
+        let r = try await TransferBench.run(model: model, peer: try peer.map { try PeerAddress(parsing: $0) })
         if output.json { try printJSON(r); return }
         var rows: [(String, String)] = [("block", "\(r.block_bytes) bytes (\(r.layers) layers of K and V)")]
         for k in r.inprocess_gbps.keys.sorted(by: { (Int($0) ?? 0) < (Int($1) ?? 0) }) {
