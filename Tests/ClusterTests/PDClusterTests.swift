@@ -129,6 +129,23 @@ struct PDClusterTests {
         #expect(c.prefill.stats.hot.used == 0 && c.decode.stats.hot.used == 0)
     }
 
+    @Test("abort stops a request that is decoding on the other instance")
+    func abortAfterHandoff() async throws {
+        let c = try Self.cluster(.caching2)
+        defer { c.shutdown() }
+        let (id, stream) = try c.submit(promptTokens: Array(5..<70), sampling: Self.params(400))
+        var n = 0
+        var finish: FinishReason?
+        for try await o in stream {
+            if o.token != nil { n += 1 }
+            if n == 3 && finish == nil { c.abort(id) }
+            finish = o.finishReason ?? finish
+        }
+        #expect(n < 400, "the request stopped early")
+        try await Self.waitIdle(c)
+        #expect(c.prefill.stats.hot.used == 0 && c.decode.stats.hot.used == 0 && c.decode.stats.running == 0)
+    }
+
     @Test("a client that disconnects mid-stream frees blocks on both instances")
     func cancelFreesBoth() async throws {
         let c = try Self.cluster(.caching3)

@@ -71,7 +71,7 @@ public final class PDCluster: InferenceBackend {
     public var model: LoadedModel { prefill.model }
 
     public func abort(_ id: RequestID) {
-        prefill.abort(id)
+        prefillNode.abort(id)
     }
 
     public var isStopped: Bool { prefill.isStopped && decode.isStopped }

@@ -132,6 +132,13 @@ public final class InstanceNode: Service, Sendable {
         clients.shutdown()
     }
 
+    /// Stops a request wherever it is: here, or on the decode instance it was handed to (the
+    /// handoff task is cancelled, which aborts it there).
+    public func abort(_ id: RequestID) {
+        engine.abort(id)
+        sending.withLock { $0[id] }?.cancel()
+    }
+
     /// Queues a request here; a prefill instance hands its sequence to `decodePeer` (a name
     /// `link(to:)` resolves) after the first token. Outputs stream from wherever it is served.
     public func generate(promptTokens: [Int32], sampling: SamplingParameters,
