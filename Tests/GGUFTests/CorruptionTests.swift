@@ -1,5 +1,6 @@
 import Testing
 import GGUF
+import Kernels
 
 /// Key "a" = uint32 7 and one F32 tensor "t" of 4 elements. Layout (byte offsets):
 /// 0 magic, 4 version, 8 tensor count, 16 kv count,

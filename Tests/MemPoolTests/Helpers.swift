@@ -1,18 +1,9 @@
 import Foundation
+import Kernels
 import MemPool
 
-/// SplitMix64: a tiny seeded generator, so randomized tests replay exactly.
-struct SeededRNG: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
+/// The project's seeded generator, so randomized tests replay exactly.
+typealias SeededRNG = SplitMix64
 
 /// A pool for tests: 4-token blocks of 16 bytes unless told otherwise.
 func makePool(hot: Int, cold: Int = 0, blockTokens: Int = 4, blockBytes: Int = 16,
