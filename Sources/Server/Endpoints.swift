@@ -59,7 +59,7 @@ struct Endpoints: Sendable {
         if plan.stream {
             let model = modelName, fingerprint = configuration.systemFingerprint
             let usageField: Usage?? = plan.includeUsage ? .some(nil) : .none
-            @Sendable func chunk(_ delta: ChatCompletionChunk.Delta, _ finish: String?) -> ChatCompletionChunk {
+            @Sendable func chunk(_ delta: ChunkChoice.Delta, _ finish: String?) -> ChatCompletionChunk {
                 ChatCompletionChunk(id: id, created: created, model: model, systemFingerprint: fingerprint,
                                     choices: [.init(delta: delta, finishReason: finish)], usage: usageField)
             }
@@ -80,7 +80,7 @@ struct Endpoints: Sendable {
         return JSONBody.response(ChatCompletionResponse(
             id: id, created: created, model: modelName, systemFingerprint: configuration.systemFingerprint,
             choices: [.init(message: .init(content: result.text), finishReason: result.finishReason)],
-            usage: result.usage))
+            usage: .some(result.usage)))
     }
 
     private func submit(_ plan: GenerationPlan) throws(APIError) -> (Engine.RequestID, AsyncThrowingStream<RequestOutput, any Error>) {

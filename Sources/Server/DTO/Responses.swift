@@ -29,34 +29,30 @@ public struct Usage: Codable, Sendable, Equatable {
     }
 }
 
-/// `text_completion`, whole or as one streamed chunk (same object type in both cases).
-public struct CompletionResponse: Encodable, Sendable {
+/// A choice of one kind of completion object; `object` is the envelope's `object` field.
+public protocol CompletionChoice: Encodable, Sendable {
+    static var object: String { get }
+}
+
+/// The envelope OpenAI's completion objects share: `text_completion` (whole or streamed),
+/// `chat.completion` and `chat.completion.chunk` differ only in their choices.
+public struct CompletionObject<Choice: CompletionChoice>: Encodable, Sendable {
     public var id: String
-    public var object = "text_completion"
     public var created: Int
     public var model: String
     public var systemFingerprint: String?
     public var choices: [Choice]
-    /// Non-streamed: always set. Streamed: `.none` leaves the key out, `.some(nil)` writes null.
+    /// `.none` leaves the key out (streamed chunks without usage), `.some(nil)` writes null
+    /// (usage asked for, not yet known).
     public var usage: Usage??
 
-    public struct Choice: Encodable, Sendable {
-        public var index = 0
-        public var text: String
-        public var finishReason: String?
-
-        enum CodingKeys: String, CodingKey {
-            case index, text, logprobs
-            case finishReason = "finish_reason"
-        }
-
-        public func encode(to encoder: any Encoder) throws {
-            var c = encoder.container(keyedBy: CodingKeys.self)
-            try c.encode(index, forKey: .index)
-            try c.encode(text, forKey: .text)
-            try c.encodeNil(forKey: .logprobs)
-            try c.encode(finishReason, forKey: .finishReason)
-        }
+    public init(id: String, created: Int, model: String, systemFingerprint: String?, choices: [Choice], usage: Usage??) {
+        self.id = id
+        self.created = created
+        self.model = model
+        self.systemFingerprint = systemFingerprint
+        self.choices = choices
+        self.usage = usage
     }
 
     enum CodingKeys: String, CodingKey {
@@ -67,7 +63,7 @@ public struct CompletionResponse: Encodable, Sendable {
     public func encode(to encoder: any Encoder) throws {
         var c = encoder.container(keyedBy: CodingKeys.self)
         try c.encode(id, forKey: .id)
-        try c.encode(object, forKey: .object)
+        try c.encode(Choice.object, forKey: .object)
         try c.encode(created, forKey: .created)
         try c.encode(model, forKey: .model)
         try c.encodeIfPresent(systemFingerprint, forKey: .systemFingerprint)
@@ -76,33 +72,50 @@ public struct CompletionResponse: Encodable, Sendable {
     }
 }
 
+/// `text_completion`, whole or as one streamed chunk (same object type in both cases).
+public typealias CompletionResponse = CompletionObject<TextChoice>
 /// `chat.completion` (whole answer).
-public struct ChatCompletionResponse: Encodable, Sendable {
-    public var id: String
-    public var object = "chat.completion"
-    public var created: Int
-    public var model: String
-    public var systemFingerprint: String?
-    public var choices: [Choice]
-    public var usage: Usage
+public typealias ChatCompletionResponse = CompletionObject<ChatChoice>
+/// `chat.completion.chunk` (one streamed piece of the answer).
+public typealias ChatCompletionChunk = CompletionObject<ChunkChoice>
 
-    public struct Choice: Encodable, Sendable {
-        public var index = 0
-        public var message: AssistantMessage
-        public var finishReason: String
+public struct TextChoice: CompletionChoice {
+    public static let object = "text_completion"
+    public var index = 0
+    public var text: String
+    public var finishReason: String?
 
-        enum CodingKeys: String, CodingKey {
-            case index, message, logprobs
-            case finishReason = "finish_reason"
-        }
+    enum CodingKeys: String, CodingKey {
+        case index, text, logprobs
+        case finishReason = "finish_reason"
+    }
 
-        public func encode(to encoder: any Encoder) throws {
-            var c = encoder.container(keyedBy: CodingKeys.self)
-            try c.encode(index, forKey: .index)
-            try c.encode(message, forKey: .message)
-            try c.encodeNil(forKey: .logprobs)
-            try c.encode(finishReason, forKey: .finishReason)
-        }
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(index, forKey: .index)
+        try c.encode(text, forKey: .text)
+        try c.encodeNil(forKey: .logprobs)
+        try c.encode(finishReason, forKey: .finishReason)
+    }
+}
+
+public struct ChatChoice: CompletionChoice {
+    public static let object = "chat.completion"
+    public var index = 0
+    public var message: AssistantMessage
+    public var finishReason: String
+
+    enum CodingKeys: String, CodingKey {
+        case index, message, logprobs
+        case finishReason = "finish_reason"
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(index, forKey: .index)
+        try c.encode(message, forKey: .message)
+        try c.encodeNil(forKey: .logprobs)
+        try c.encode(finishReason, forKey: .finishReason)
     }
 
     public struct AssistantMessage: Encodable, Sendable {
@@ -118,74 +131,31 @@ public struct ChatCompletionResponse: Encodable, Sendable {
             try c.encodeNil(forKey: .refusal)
         }
     }
+}
+
+public struct ChunkChoice: CompletionChoice {
+    public static let object = "chat.completion.chunk"
+    public var index = 0
+    public var delta: Delta
+    public var finishReason: String?
 
     enum CodingKeys: String, CodingKey {
-        case id, object, created, model, choices, usage
-        case systemFingerprint = "system_fingerprint"
+        case index, delta, logprobs
+        case finishReason = "finish_reason"
     }
 
     public func encode(to encoder: any Encoder) throws {
         var c = encoder.container(keyedBy: CodingKeys.self)
-        try c.encode(id, forKey: .id)
-        try c.encode(object, forKey: .object)
-        try c.encode(created, forKey: .created)
-        try c.encode(model, forKey: .model)
-        try c.encodeIfPresent(systemFingerprint, forKey: .systemFingerprint)
-        try c.encode(choices, forKey: .choices)
-        try c.encode(usage, forKey: .usage)
-    }
-}
-
-/// `chat.completion.chunk` (one streamed piece of the answer).
-public struct ChatCompletionChunk: Encodable, Sendable {
-    public var id: String
-    public var object = "chat.completion.chunk"
-    public var created: Int
-    public var model: String
-    public var systemFingerprint: String?
-    public var choices: [Choice]
-    /// `.none` leaves the key out, `.some(nil)` writes null (usage asked for, not yet known).
-    public var usage: Usage??
-
-    public struct Choice: Encodable, Sendable {
-        public var index = 0
-        public var delta: Delta
-        public var finishReason: String?
-
-        enum CodingKeys: String, CodingKey {
-            case index, delta, logprobs
-            case finishReason = "finish_reason"
-        }
-
-        public func encode(to encoder: any Encoder) throws {
-            var c = encoder.container(keyedBy: CodingKeys.self)
-            try c.encode(index, forKey: .index)
-            try c.encode(delta, forKey: .delta)
-            try c.encodeNil(forKey: .logprobs)
-            try c.encode(finishReason, forKey: .finishReason)
-        }
+        try c.encode(index, forKey: .index)
+        try c.encode(delta, forKey: .delta)
+        try c.encodeNil(forKey: .logprobs)
+        try c.encode(finishReason, forKey: .finishReason)
     }
 
     /// What this chunk adds: the role on the first chunk, then content; empty on the last.
     public struct Delta: Encodable, Sendable {
         public var role: String?
         public var content: String?
-    }
-
-    enum CodingKeys: String, CodingKey {
-        case id, object, created, model, choices, usage
-        case systemFingerprint = "system_fingerprint"
-    }
-
-    public func encode(to encoder: any Encoder) throws {
-        var c = encoder.container(keyedBy: CodingKeys.self)
-        try c.encode(id, forKey: .id)
-        try c.encode(object, forKey: .object)
-        try c.encode(created, forKey: .created)
-        try c.encode(model, forKey: .model)
-        try c.encodeIfPresent(systemFingerprint, forKey: .systemFingerprint)
-        try c.encode(choices, forKey: .choices)
-        if let usage { try c.encode(usage, forKey: .usage) }
     }
 }
 
