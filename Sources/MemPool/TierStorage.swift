@@ -69,17 +69,7 @@ final class ColdStorage {
             (base + slot * blockBytes).copyMemory(from: src, byteCount: blockBytes)
             return 0
         }
-        var done = 0
-        while done < blockBytes {
-            let n = pwrite(fd, src + done, blockBytes - done, off_t(slot * blockBytes + done))
-            if n < 0 {
-                if errno == EINTR { continue }
-                return errno
-            }
-            if n == 0 { return EIO }
-            done += n
-        }
-        return 0
+        return whole { done in pwrite(fd, src + done, blockBytes - done, off_t(slot * blockBytes + done)) }
     }
 
     /// Copies one cold slot out; returns 0 or an errno.
@@ -88,14 +78,20 @@ final class ColdStorage {
             dst.copyMemory(from: base + slot * blockBytes, byteCount: blockBytes)
             return 0
         }
+        return whole { done in pread(fd, dst + done, blockBytes - done, off_t(slot * blockBytes + done)) }
+    }
+
+    /// Repeats a partial pread/pwrite (given the bytes done so far) until the block is done;
+    /// returns 0 or an errno. The file was sized at start-up, so 0 bytes moved means it was
+    /// truncated behind our back.
+    private func whole(_ io: (Int) -> Int) -> Int32 {
         var done = 0
         while done < blockBytes {
-            let n = pread(fd, dst + done, blockBytes - done, off_t(slot * blockBytes + done))
+            let n = io(done)
             if n < 0 {
                 if errno == EINTR { continue }
                 return errno
             }
-            // The file was sized at start-up, so a short read means it was truncated behind our back.
             if n == 0 { return EIO }
             done += n
         }
