@@ -171,6 +171,14 @@ public struct TierStats: Sendable, Hashable, Codable {
     }
 }
 
+extension TierStats {
+    /// Two tiers' counts added up (instances of a cluster).
+    public static func + (a: TierStats, b: TierStats) -> TierStats {
+        TierStats(capacity: a.capacity + b.capacity, free: a.free + b.free, used: a.used + b.used,
+                  cached: a.cached + b.cached, evictable: a.evictable + b.evictable)
+    }
+}
+
 /// Counts of the pool: per tier, and running totals since creation.
 public struct MemPoolStats: Sendable, Hashable, Codable {
     /// The hot tier.

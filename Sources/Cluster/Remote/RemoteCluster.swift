@@ -102,9 +102,10 @@ public final class RemoteCluster: InferenceBackend {
         guard let entry = pick([.prefill, .colocated]) else {
             return (id, Self.failed(RemoteError.noPeer("no prefill or colocated instance is reachable")))
         }
-        let decode = peers.withLock { $0 }.first { $0.address == entry }?.role == .prefill ? pick([.decode]) : nil
-        if decode == nil && peers.withLock({ $0 }).first(where: { $0.address == entry })?.role == .prefill {
-            return (id, Self.failed(RemoteError.noPeer("no decode instance is reachable")))
+        var decode: PeerAddress?
+        if peers.withLock({ $0.first { $0.address == entry }?.role }) == .prefill {
+            decode = pick([.decode])
+            if decode == nil { return (id, Self.failed(RemoteError.noPeer("no decode instance is reachable"))) }
         }
         var request = Memserve_V1_GenerateRequest()
         request.promptTokens = promptTokens

@@ -112,23 +112,6 @@ extension EngineStats {
     }
 }
 
-extension TierStats {
-    /// Sum of two tiers' counts (instances added up).
-    static func + (a: TierStats, b: TierStats) -> TierStats {
-        TierStats(capacity: a.capacity + b.capacity, free: a.free + b.free, used: a.used + b.used,
-                  cached: a.cached + b.cached, evictable: a.evictable + b.evictable)
-    }
-}
-
-extension EngineStats {
-    /// Counts of several instances added up.
-    static func + (a: EngineStats, b: EngineStats) -> EngineStats {
-        EngineStats(running: a.running + b.running, waiting: a.waiting + b.waiting, hot: a.hot + b.hot, cold: a.cold + b.cold,
-                    evictions: a.evictions + b.evictions, demotions: a.demotions + b.demotions,
-                    cachedBlocks: a.cachedBlocks + b.cachedBlocks, pendingHandoffs: a.pendingHandoffs + b.pendingHandoffs)
-    }
-}
-
 extension Handoff {
     /// Everything a decode instance in another process needs but the KV bytes.
     func wireHeader(blockBytes: Int, returnPeer: String) -> Memserve_V1_HandoffHeader {

@@ -353,6 +353,15 @@ public struct EngineStats: Sendable, Codable {
     }
 }
 
+extension EngineStats {
+    /// Counts of several instances added up.
+    public static func + (a: EngineStats, b: EngineStats) -> EngineStats {
+        EngineStats(running: a.running + b.running, waiting: a.waiting + b.waiting, hot: a.hot + b.hot, cold: a.cold + b.cold,
+                    evictions: a.evictions + b.evictions, demotions: a.demotions + b.demotions,
+                    cachedBlocks: a.cachedBlocks + b.cachedBlocks, pendingHandoffs: a.pendingHandoffs + b.pendingHandoffs)
+    }
+}
+
 /// The engine's metrics (swift-metrics; exported by whatever backend was bootstrapped).
 struct EngineMetrics {
     let requests = Counter(label: "memserve_requests_total")
