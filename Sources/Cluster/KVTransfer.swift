@@ -15,14 +15,15 @@ public struct KVReservation: Sendable, Equatable {
     public var missing: Int { table.count - have }
 }
 
-/// The paper's distributed MemPool API. The transfer unit is the "huge block": all layers' K
-/// and V of a block's tokens, contiguous, so moving n blocks is n copies of `blockBytes`.
+/// The receiving side of the paper's distributed MemPool API (`PeerLink` is the sending side).
+/// The transfer unit is the "huge block": all layers' K and V of a block's tokens, contiguous,
+/// so moving n blocks is n copies of `blockBytes`.
 ///
 /// A transfer is three steps on the receiver: `reserve` (on its engine thread: match its prompt
 /// tree for a delta, allocate the rest), the copy (any thread: nothing else touches fresh blocks,
 /// and the sender holds its blocks, which nothing writes once computed), then `commit` (engine
-/// thread: index in the prompt tree) or `cancel`. In process, `transfer` and
-/// `transferWithInsert` do all three; over the network `RemoteTransfer` does the copy.
+/// thread: index in the prompt tree) or `cancel`. `InstanceNode.receiveKV` runs them for every
+/// link; `transfer` runs them between two pools of one thread (the copy `bench transfer` times).
 public enum KVTransfer {
     /// Reserves room for `blockCount` incoming blocks. With `tokens`, blocks the receiver already
     /// caches for them are reused (retained) and only the rest is allocated: a delta.
@@ -79,21 +80,6 @@ public enum KVTransfer {
         guard let r = reserve(tokens: nil, blockCount: source.count, in: receiver) else { return nil }
         copy(source, from: sender, into: r, blockBytes: receiver.blockBytes)
         return commit(r, tokens: nil, in: receiver)
-    }
-
-    /// `transfer_with_insert`: sends only the blocks of `tokens`' KV that the receiver does not
-    /// already cache (a delta), then indexes the whole prefix in the receiver's prompt tree.
-    ///
-    /// - Parameters:
-    ///   - tokens: tokens whose KV `source` holds (block `i` holds tokens `i·bt ..< (i+1)·bt`).
-    ///   - source: the sender's block table (held by the sender).
-    /// - Returns: the receiver's table for all of `source` (held by the caller) and how many
-    ///   blocks moved, or nil when the receiver has no room (nothing changed).
-    public static func transferWithInsert(tokens: ArraySlice<Int32>, source: [BlockID], from sender: MemPool,
-                                          to receiver: MemPool) -> (table: [BlockID], moved: Int)? {
-        guard let r = reserve(tokens: tokens, blockCount: source.count, in: receiver) else { return nil }
-        copy(source[r.have...], from: sender, into: r, blockBytes: receiver.blockBytes)
-        return (commit(r, tokens: tokens, in: receiver), r.missing)
     }
 
     private static func copy(_ source: ArraySlice<BlockID>, from sender: MemPool, into r: KVReservation, blockBytes: Int) {
