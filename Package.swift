@@ -49,6 +49,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.6.0"),
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.0.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.0.0"),
+        .package(url: "https://github.com/apple/swift-http-types", from: "1.0.0"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.65.0"),
         .package(url: "https://github.com/grpc/grpc-swift-2", from: "2.0.0"),
         .package(url: "https://github.com/grpc/grpc-swift-nio-transport", from: "2.0.0"),
@@ -66,9 +67,15 @@ let package = Package(
         .target(name: "Model", dependencies: ["Kernels", "GGUF"], swiftSettings: fast),
         // KV block pool, prompt tree, tiers and events: the paper's MemPool.
         .target(name: "MemPool", swiftSettings: fast),
+        // The serving contract shared by the HTTP edge, the router and the engine: requests,
+        // outputs, sampling parameters, the served model's description, `InferenceBackend`.
+        .target(name: "Serving", dependencies: [
+            "Tokenizer", "GGUF", "MemPool",
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+        ]),
         // Sequences, batching, sampling, generation loop.
         .target(name: "Engine", dependencies: [
-            "Model", "Tokenizer", "Kernels", "MemPool",
+            "Serving", "Model", "Tokenizer", "Kernels", "MemPool",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Metrics", package: "swift-metrics"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -94,8 +101,9 @@ let package = Package(
         .target(name: "Bench", dependencies: ["Engine", "Cluster", "Model", "Kernels", "MemPool", "GGUF"], swiftSettings: fast),
         // OpenAI-compatible HTTP server over an inference backend, with Prometheus metrics.
         .target(name: "Server", dependencies: [
-            "Engine", "Tokenizer", "MemPool",
+            "Serving", "Tokenizer", "MemPool",
             .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "HTTPTypes", package: "swift-http-types"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Metrics", package: "swift-metrics"),
             .product(name: "NIOCore", package: "swift-nio"),

@@ -15,6 +15,10 @@ public final class LoadedModel: @unchecked Sendable {
     public let pool: ThreadPool
     /// Model name for APIs: the file name without extension.
     public let name: String
+    /// What a front end needs of this model (tokenizer, template, names, context).
+    public var served: ServedModel {
+        ServedModel(name: name, tokenizer: tokenizer, chatTemplate: chatTemplate, maxContext: transformer.maxContext)
+    }
 
     public convenience init(path: String, options: ModelOptions = ModelOptions(),
                             threads: Int = ProcessInfo.processInfo.activeProcessorCount) throws {

@@ -17,6 +17,9 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Port to listen on (0: any free port).")
     var port = 8000
 
+    @Option(name: .customLong("served-model-name"), help: "Names clients may call the model by, comma-separated (the first is listed and returned in responses). Default: the model file's name.")
+    var servedModelName: String?
+
     @Option(name: .customLong("max-running"), help: "Most requests decoding at once.")
     var maxRunning = 64
 
@@ -39,7 +42,12 @@ struct Serve: AsyncParsableCommand {
         get throws { try (peers ?? "").split(separator: ",").map { try PeerAddress(parsing: $0.trimmingCharacters(in: .whitespaces)) } }
     }
 
+    var servedNames: [String] {
+        (servedModelName ?? "").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+    }
+
     func validate() throws {
+        if servedModelName != nil && servedNames.isEmpty { throw ValidationError("--served-model-name needs at least one name") }
         if port < 0 || port > 65_535 { throw ValidationError("--port must be between 0 and 65535") }
         if maxRunning < 1 { throw ValidationError("--max-running must be positive") }
         if (prefill == 0) != (decode == 0) { throw ValidationError("--prefill and --decode go together") }
@@ -62,7 +70,7 @@ struct Serve: AsyncParsableCommand {
         let blocks = model.blocks(forMegabytes: modelArguments.kvMegabytes)
         let backend: any InferenceBackend
         if peers != nil {
-            let remote = try await RemoteCluster(model: model, peers: try peerAddresses)
+            let remote = try await RemoteCluster(model: model.served, peers: try peerAddresses)
             for p in remote.peerList { log.info("peer \(p.address): \(p.role.rawValue), \(p.mode.rawValue), KV \(p.tokenCapacity) tokens") }
             backend = remote
         } else if prefill + decode > 2 {
@@ -85,7 +93,7 @@ struct Serve: AsyncParsableCommand {
         } else {
             backend = EngineService(model: model, memPool: try modelArguments.makeMemPool(for: model), configuration: scheduler)
         }
-        let server = MemServeServer(engine: backend, configuration: ServerConfiguration(host: host, port: port), registry: registry)
+        let server = MemServeServer(engine: backend, configuration: ServerConfiguration(host: host, port: port, servedModelNames: servedNames), registry: registry)
         log.info("model \(model.name): context \(model.transformer.maxContext) tokens, KV cache \(backend.tokenCapacity) tokens per request, prefix caching \(scheduler.prefixCaching ? "on" : "off")")
         let host = self.host
         try await server.run { port in

@@ -1,4 +1,4 @@
-import Engine
+import Serving
 import Foundation
 import Hummingbird
 
@@ -116,8 +116,10 @@ public enum APIError: Error, Equatable, Sendable {
         case let .kvCacheTooSmall(needed, capacity):
             self = .invalidRequest(message: "The request needs \(needed) KV blocks but the server's cache holds \(capacity).",
                                    param: nil, code: "context_length_exceeded")
-        case let .model(inner):
-            self = .invalidRequest(message: inner.description, param: nil)
+        case .invalidToken:
+            self = .invalidRequest(message: error.description, param: nil)
+        case .modelFailure:
+            self = .generationFailed(error.description)
         case .shuttingDown:
             self = .shuttingDown
         case .duplicateRequest:

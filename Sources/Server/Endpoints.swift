@@ -1,5 +1,6 @@
-import Engine
+import Serving
 import Foundation
+import HTTPTypes
 import Hummingbird
 import Logging
 import MemPool
@@ -15,24 +16,30 @@ struct Endpoints: Sendable {
     let startTime: Int
     let logger: Logger
 
-    var modelName: String { engine.model.name }
+    /// The model as clients name it (`ServerConfiguration.servedModelNames`).
+    var served: ServedModel { engine.servedModel.renamed(configuration.servedModelNames) }
+    var modelName: String { served.name }
 
     /// Built per request: the token limit depends on the KV cache's size, which the engine
     /// reports only once its thread has started.
     var planner: RequestPlanner {
-        let model = engine.model
-        return RequestPlanner(modelName: model.name, tokenizer: model.tokenizer, chatTemplate: model.chatTemplate,
+        let model = served
+        return RequestPlanner(modelNames: model.names, tokenizer: model.tokenizer, chatTemplate: model.chatTemplate,
                               tokenLimit: server.tokenLimit)
     }
 
     // MARK: - Generation
+
+    /// A header that names the request's session, for session-affinity routing (OpenAI's
+    /// `user` field wins when both are present).
+    static let sessionHeader = HTTPField.Name("x-session-id")!
 
     func completions(_ request: Request, _ context: ServerContext) async throws(APIError) -> Response {
         let body = try await JSONBody.decode(CompletionRequest.self, from: request, limit: configuration.maxBodyBytes)
         let plan = try planner.plan(body)
         let id = "cmpl-" + Self.randomID()
         let created = Int(Date().timeIntervalSince1970)
-        let (requestID, stream) = try submit(plan)
+        let (requestID, stream) = try submit(plan, traceID: id, session: request.headers[Self.sessionHeader])
         if plan.stream {
             let model = modelName, fingerprint = configuration.systemFingerprint
             return sse(requestID: requestID, stream: relay(stream, whileOpen: context.connectionIsOpen), plan: plan, makeChunks: { text, finish in
@@ -55,7 +62,7 @@ struct Endpoints: Sendable {
         let plan = try planner.plan(body)
         let id = "chatcmpl-" + Self.randomID()
         let created = Int(Date().timeIntervalSince1970)
-        let (requestID, stream) = try submit(plan)
+        let (requestID, stream) = try submit(plan, traceID: id, session: request.headers[Self.sessionHeader])
         if plan.stream {
             let model = modelName, fingerprint = configuration.systemFingerprint
             let usageField: Usage?? = plan.includeUsage ? .some(nil) : .none
@@ -83,9 +90,12 @@ struct Endpoints: Sendable {
             usage: .some(result.usage)))
     }
 
-    private func submit(_ plan: GenerationPlan) throws(APIError) -> (Engine.RequestID, AsyncThrowingStream<RequestOutput, any Error>) {
+    private func submit(_ plan: GenerationPlan, traceID: String, session: String?) throws(APIError)
+        -> (Serving.RequestID, AsyncThrowingStream<RequestOutput, any Error>)
+    {
         do {
-            return try engine.submit(promptTokens: plan.promptTokens, sampling: plan.sampling)
+            return try engine.submit(ServingRequest(promptTokens: plan.promptTokens, sampling: plan.sampling,
+                                                    traceID: traceID, session: plan.user ?? session))
         } catch {
             throw APIError(error, promptParam: plan.promptParam)
         }
@@ -99,7 +109,7 @@ struct Endpoints: Sendable {
 
     /// Runs a request to its end, or until the client hangs up; either way a request that did
     /// not finish is aborted so its KV blocks come back.
-    private func collect(requestID: Engine.RequestID, stream: AsyncThrowingStream<RequestOutput, any Error>,
+    private func collect(requestID: Serving.RequestID, stream: AsyncThrowingStream<RequestOutput, any Error>,
                          plan: GenerationPlan, connectionIsOpen: (@Sendable () -> Bool)?) async throws(APIError) -> Collected {
         var result = Collected()
         var finish: FinishReason?
@@ -131,7 +141,7 @@ struct Endpoints: Sendable {
     /// write); the writer then stops consuming and aborts the engine request, which frees its
     /// blocks.
     private func sse<Chunk: Encodable & Sendable>(
-        requestID: Engine.RequestID, stream: AsyncThrowingStream<RequestOutput, any Error>, plan: GenerationPlan,
+        requestID: Serving.RequestID, stream: AsyncThrowingStream<RequestOutput, any Error>, plan: GenerationPlan,
         makeChunks: @escaping @Sendable (String, String?) -> [Chunk],
         first: @escaping @Sendable () -> [Chunk],
         usageChunk: @escaping @Sendable (Usage) -> Chunk
@@ -197,16 +207,16 @@ struct Endpoints: Sendable {
     // MARK: - Info
 
     func models() -> Response {
-        JSONBody.response(ModelList(data: [modelCard]))
+        JSONBody.response(ModelList(data: served.names.map(modelCard)))
     }
 
     func model(named name: String) throws(APIError) -> Response {
-        guard name == modelName else { throw .modelNotFound(name) }
-        return JSONBody.response(modelCard)
+        guard served.names.contains(name) else { throw .modelNotFound(name) }
+        return JSONBody.response(modelCard(name))
     }
 
-    private var modelCard: ModelCard {
-        ModelCard(id: modelName, created: startTime, maxModelLen: planner.tokenLimit)
+    private func modelCard(_ name: String) -> ModelCard {
+        ModelCard(id: name, created: startTime, maxModelLen: planner.tokenLimit)
     }
 
     func health() -> Response {

@@ -1,4 +1,4 @@
-import Engine
+import Serving
 import Foundation
 import Hummingbird
 import Logging
@@ -15,9 +15,13 @@ public struct ServerConfiguration: Sendable {
     public var maxBodyBytes: Int
     /// Sent as `system_fingerprint` in completions (nil leaves the field out).
     public var systemFingerprint: String?
+    /// Names clients may call the model by (the first is listed first and returned in
+    /// responses); empty: the model's own name.
+    public var servedModelNames: [String]
 
     public init(host: String = "127.0.0.1", port: Int = 8000, maxBodyBytes: Int = 4 << 20,
-                systemFingerprint: String? = "fp_memserve") {
+                systemFingerprint: String? = "fp_memserve", servedModelNames: [String] = []) {
+        self.servedModelNames = servedModelNames
         self.host = host
         self.port = port
         self.maxBodyBytes = maxBodyBytes
@@ -53,9 +57,9 @@ public struct MemServeServer: Sendable {
     /// cache's size if that is smaller (known once the engine thread has published its stats,
     /// right after it starts).
     public var tokenLimit: Int {
-        let model = engine.model
+        let context = engine.servedModel.maxContext
         let cacheTokens = engine.tokenCapacity
-        return cacheTokens > 0 ? min(model.transformer.maxContext, cacheTokens) : model.transformer.maxContext
+        return cacheTokens > 0 ? min(context, cacheTokens) : context
     }
 
     /// The Hummingbird application: routes, error handling, metrics. It does not run the engine;

@@ -1,4 +1,4 @@
-import Engine
+import Serving
 import Tokenizer
 
 /// What the engine is asked to do for one HTTP request.
@@ -10,12 +10,15 @@ struct GenerationPlan: Sendable {
     var includeUsage: Bool
     /// The request field holding the prompt, for error messages (`prompt` or `messages`).
     var promptParam: String
+    /// OpenAI's `user` field, for session-affinity routing.
+    var user: String?
 }
 
 /// Turns decoded OpenAI requests into engine requests, refusing what the server cannot serve
 /// with the error OpenAI would give. Pure: no engine state is touched, so it is unit-testable.
 struct RequestPlanner: Sendable {
-    let modelName: String
+    /// Names requests may use for the served model (the first is the one responses carry).
+    let modelNames: [String]
     let tokenizer: BPETokenizer
     let chatTemplate: ChatTemplate
     /// Longest prompt plus completion: the model's context, or fewer if the KV cache is smaller
@@ -95,7 +98,7 @@ struct RequestPlanner: Sendable {
     }
 
     private func checkModel(_ name: String?) throws(APIError) {
-        if let name, name != modelName { throw .modelNotFound(name) }
+        if let name, !modelNames.contains(name) { throw .modelNotFound(name) }
     }
 
     /// Checks the shared fields and the prompt's length, and caps the completion to the context.
@@ -165,7 +168,7 @@ struct RequestPlanner: Sendable {
         }
         if let why = p.validationError() { throw .invalidRequest(message: why, param: nil) }
         return GenerationPlan(promptTokens: tokens, sampling: p, stream: common.stream,
-                              includeUsage: common.includeUsage ?? false, promptParam: promptParam)
+                              includeUsage: common.includeUsage ?? false, promptParam: promptParam, user: common.user)
     }
 
     private static func outOfRange(_ param: String, _ value: Double, _ range: String) -> APIError {

@@ -1,4 +1,4 @@
-import Engine
+import Serving
 import Hummingbird
 import NIOCore
 import Synchronization

@@ -24,7 +24,7 @@ struct MultiProcessTests {
         defer { decode.stop() }
         let prefill = try await InstanceProcess.start(role: "prefill", mode: mode, model: ProcessModel.path)
         defer { prefill.stop() }
-        let front = try await RemoteCluster(model: model, peers: [prefill.address, decode.address])
+        let front = try await RemoteCluster(model: model.served, peers: [prefill.address, decode.address])
         #expect(front.peerList.map(\.role).sorted { $0.rawValue < $1.rawValue } == [.decode, .prefill])
         let got = try await PDClusterTests.conversation { try front.submit(promptTokens: $0, sampling: Self.params(10)).1 }
         #expect(got.map(\.tokens) == expected.map(\.tokens))
@@ -48,7 +48,7 @@ struct MultiProcessTests {
         let doomed = try await InstanceProcess.start(role: "decode", mode: .caching2, model: ProcessModel.path)
         let healthy = try await InstanceProcess.start(role: "decode", mode: .caching2, model: ProcessModel.path)
         defer { healthy.stop(); doomed.stop() }
-        let front = try await RemoteCluster(model: model, peers: [prefill.address, doomed.address, healthy.address])
+        let front = try await RemoteCluster(model: model.served, peers: [prefill.address, doomed.address, healthy.address])
 
         // Four long requests; the front end spreads them over both decode instances.
         let length = 3000
@@ -112,7 +112,7 @@ struct MultiProcessTests {
         let decode = try await InstanceProcess.start(role: "decode", mode: .caching3, model: ProcessModel.path)
         defer { decode.stop() }
         let prefill = try await InstanceProcess.start(role: "prefill", mode: .caching3, model: ProcessModel.path)
-        let front = try await RemoteCluster(model: model, peers: [prefill.address, decode.address])
+        let front = try await RemoteCluster(model: model.served, peers: [prefill.address, decode.address])
         let streams = try (0..<2).map { i in
             try front.submit(promptTokens: (0..<(50 + i)).map { Int32(9 + $0 % 200) }, sampling: Self.params(3000)).1
         }

@@ -32,7 +32,7 @@ struct LocalNodes {
             nodes.append(node)
             addresses.append(try await node.listeningAddress)
         }
-        let front = roles.contains(where: { $0 != .decode }) ? try await RemoteCluster(model: PDClusterTests.base, peers: addresses) : nil
+        let front = roles.contains(where: { $0 != .decode }) ? try await RemoteCluster(model: PDClusterTests.base.served, peers: addresses) : nil
         return LocalNodes(nodes: nodes, tasks: tasks, frontEnd: front, addresses: addresses)
     }
 

@@ -211,3 +211,28 @@ struct EndpointTests {
         }
     }
 }
+
+@Suite struct ServedModelNameTests {
+    @Test func aliasesAreServedAndListed() async throws {
+        let h = try Harness.make(servedModelNames: ["gpt-4o-mini", "my-model"])
+        try await h.withRouter { client in
+            try await client.execute(uri: "/v1/models", method: .get) { response in
+                let body = String(buffer: response.body)
+                #expect(body.contains("\"gpt-4o-mini\"") && body.contains("\"my-model\"") && !body.contains("\"synthetic\""))
+            }
+            for name in ["gpt-4o-mini", "my-model"] {
+                let json = #"{"model":"\#(name)","prompt":"hi","max_tokens":2,"temperature":0}"#
+                try await client.execute(uri: "/v1/completions", method: .post, headers: [.contentType: "application/json"],
+                                         body: ByteBuffer(string: json)) { response in
+                    #expect(response.status == .ok)
+                    #expect(String(buffer: response.body).contains("\"model\":\"gpt-4o-mini\""))
+                }
+            }
+            let json = #"{"model":"synthetic","prompt":"hi","max_tokens":2}"#
+            try await client.execute(uri: "/v1/completions", method: .post, headers: [.contentType: "application/json"],
+                                     body: ByteBuffer(string: json)) { response in
+                #expect(response.status == .notFound)
+            }
+        }
+    }
+}

@@ -60,15 +60,15 @@ public final class PDCluster: InferenceBackend {
     public var decode: EngineService { decodeNode.engine }
 
     /// Queues a request on the prefill instance; tokens stream from wherever it is served.
-    public func submit(promptTokens: [Int32], sampling: SamplingParameters) throws(EngineError) -> (RequestID, AsyncThrowingStream<RequestOutput, any Error>) {
-        try prefillNode.generate(promptTokens: promptTokens, sampling: sampling, decodePeer: decodeNode.name)
+    public func submit(_ request: ServingRequest) throws(EngineError) -> (RequestID, AsyncThrowingStream<RequestOutput, any Error>) {
+        try prefillNode.generate(request, decodePeer: decodeNode.name)
     }
 
     /// What moved, as the decode instance counts it: handoffs, blocks received and skipped
     /// (delta), handoffs that waited for blocks, blocks returned to prefill.
     public var transferStats: TransferStats { decodeNode.transferStats }
 
-    public var model: LoadedModel { prefill.model }
+    public var servedModel: ServedModel { prefill.model.served }
 
     public func abort(_ id: RequestID) {
         prefillNode.abort(id)

@@ -141,11 +141,11 @@ public final class InstanceNode: Service, Sendable {
 
     /// Queues a request here; a prefill instance hands its sequence to `decodePeer` (a name
     /// `link(to:)` resolves) after the first token. Outputs stream from wherever it is served.
-    public func generate(promptTokens: [Int32], sampling: SamplingParameters,
+    public func generate(_ request: ServingRequest,
                          decodePeer: String?) throws(EngineError) -> (RequestID, AsyncThrowingStream<RequestOutput, any Error>) {
         let id = engine.reserveID()
-        let stream = try engine.submit(id: id, promptTokens: promptTokens, sampling: sampling,
-                                       handoffTo: role == .prefill ? decodePeer : nil)
+        let stream = try engine.submit(id: id, promptTokens: request.promptTokens, sampling: request.sampling,
+                                       handoffTo: role == .prefill ? decodePeer : nil, traceID: request.traceID)
         return (id, stream)
     }
 

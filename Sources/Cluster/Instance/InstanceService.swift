@@ -33,7 +33,7 @@ final class InstanceService: Memserve_V1_Instance.SimpleServiceProtocol, @unchec
         }
         let stream: AsyncThrowingStream<RequestOutput, any Error>
         do {
-            stream = try node.generate(promptTokens: request.promptTokens, sampling: SamplingParameters(wire: request.sampling),
+            stream = try node.generate(ServingRequest(promptTokens: request.promptTokens, sampling: SamplingParameters(wire: request.sampling)),
                                        decodePeer: request.decodePeer).1
         } catch {
             throw RPCError(engineError: error)

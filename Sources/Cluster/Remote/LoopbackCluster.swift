@@ -33,7 +33,7 @@ public final class LoopbackCluster: InferenceBackend {
                 tasks.append(Task { try await node.run() })
                 addresses.append(try await node.listeningAddress)
             }
-            let front = try await RemoteCluster(model: model, peers: addresses)
+            let front = try await RemoteCluster(model: model.served, peers: addresses)
             return LoopbackCluster(nodes: nodes, front: front, tasks: tasks)
         } catch {
             for n in nodes { n.shutdown() }
@@ -42,15 +42,15 @@ public final class LoopbackCluster: InferenceBackend {
         }
     }
 
-    public var model: LoadedModel { front.model }
+    public var servedModel: ServedModel { front.servedModel }
     public var tokenCapacity: Int { front.tokenCapacity }
     public var isStopped: Bool { front.isStopped && nodes.allSatisfy(\.engine.isStopped) }
 
     /// The instances' own counts (current, not the front end's last poll).
     public var stats: EngineStats { nodes.map(\.engine.stats).reduce(EngineStats(), +) }
 
-    public func submit(promptTokens: [Int32], sampling: SamplingParameters) throws(EngineError) -> (RequestID, AsyncThrowingStream<RequestOutput, any Error>) {
-        try front.submit(promptTokens: promptTokens, sampling: sampling)
+    public func submit(_ request: ServingRequest) throws(EngineError) -> (RequestID, AsyncThrowingStream<RequestOutput, any Error>) {
+        try front.submit(request)
     }
 
     public func abort(_ id: RequestID) { front.abort(id) }

@@ -21,7 +21,7 @@ public final class RemoteCluster: InferenceBackend {
         public var healthy = true
     }
 
-    public let model: LoadedModel
+    public let servedModel: ServedModel
     public let mode: PDMode
     public let tokenCapacity: Int
     private let clients: PeerClients
@@ -36,9 +36,9 @@ public final class RemoteCluster: InferenceBackend {
     /// Asks every peer what it is. Fails unless the peers form a working system: at least one
     /// instance taking requests, a decode instance for prefill instances, one PD mode, one KV
     /// layout.
-    public init(model: LoadedModel, peers addresses: [PeerAddress], clients: PeerClients = PeerClients(),
+    public init(model: ServedModel, peers addresses: [PeerAddress], clients: PeerClients = PeerClients(),
                 timeout: Duration = .seconds(10)) async throws {
-        self.model = model
+        self.servedModel = model
         self.clients = clients
         var found: [Peer] = []
         var layout: (Int64, Int64)?
@@ -91,11 +91,12 @@ public final class RemoteCluster: InferenceBackend {
         }?.address
     }
 
-    public func submit(promptTokens: [Int32], sampling: SamplingParameters) throws(EngineError) -> (RequestID, AsyncThrowingStream<RequestOutput, any Error>) {
+    public func submit(_ served: ServingRequest) throws(EngineError) -> (RequestID, AsyncThrowingStream<RequestOutput, any Error>) {
+        let promptTokens = served.promptTokens, sampling = served.sampling
         if promptTokens.isEmpty { throw .emptyPrompt }
         if let why = sampling.validationError() { throw .invalidSampling(why) }
-        if promptTokens.count + 1 > min(model.transformer.maxContext, tokenCapacity) {
-            throw .promptTooLong(tokens: promptTokens.count, limit: min(model.transformer.maxContext, tokenCapacity))
+        if promptTokens.count + 1 > min(servedModel.maxContext, tokenCapacity) {
+            throw .promptTooLong(tokens: promptTokens.count, limit: min(servedModel.maxContext, tokenCapacity))
         }
         if state.withLock({ $0.stopping }) { throw .shuttingDown }
         let id = nextID.add(1, ordering: .relaxed).oldValue

@@ -89,7 +89,7 @@ public final class EngineCore {
         if request.promptTokens.count >= limit { throw .promptTooLong(tokens: request.promptTokens.count, limit: limit) }
         let vocab = model.configuration.vocabularySize
         if let bad = request.promptTokens.first(where: { $0 < 0 || Int($0) >= vocab }) {
-            throw .model(.invalidToken(bad, vocabularySize: vocab))
+            throw .invalidToken(bad, vocabularySize: vocab)
         }
         let needed = model.kvLayout.blocks(forTokens: request.promptTokens.count + 1)
         if needed > memPool.hotBlocks { throw .kvCacheTooSmall(needed: needed, capacity: memPool.hotBlocks) }
@@ -126,7 +126,7 @@ public final class EngineCore {
             // A batch the model refuses would fail again: end its requests instead of spinning
             // (their outputs, with finish reason .abort, are returned as usual).
             for s in scheduled { s.finish = .abort; finish(s) }
-            failedStep = .model(error)
+            failedStep = .modelFailure(error.description)
             return outputs
         }
         var row = 0

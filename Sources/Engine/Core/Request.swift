@@ -1,8 +1,6 @@
 import Model
+import Serving
 import Tokenizer
-
-/// Identifies a request within an engine.
-public typealias RequestID = UInt64
 
 /// A generation request as the engine sees it: tokens in, sampling parameters. Data only.
 public struct GenerationRequest: Sendable {
@@ -12,83 +10,17 @@ public struct GenerationRequest: Sendable {
     /// On a prefill instance: the decode instance the sequence goes to after its first token
     /// (opaque to the engine; it travels in the `Handoff`).
     public var handoffTo: String?
+    /// The edge's id of the request (`ServingRequest.traceID`), for logs across instances.
+    public var traceID: String
 
-    public init(id: RequestID, promptTokens: [Int32], sampling: SamplingParameters, handoffTo: String? = nil) {
+    public init(id: RequestID, promptTokens: [Int32], sampling: SamplingParameters, handoffTo: String? = nil,
+                traceID: String = "") {
+        self.traceID = traceID
         self.id = id
         self.promptTokens = promptTokens
         self.sampling = sampling
         self.handoffTo = handoffTo
     }
-}
-
-/// Why a sequence stopped.
-public enum FinishReason: String, Sendable, Codable, Equatable {
-    /// End-of-generation token, stop token or stop string.
-    case stop
-    /// `maxTokens` reached or the context is full.
-    case length
-    /// The client went away or the request was cancelled.
-    case abort
-}
-
-/// What one engine step produced for one request. Data only.
-public struct RequestOutput: Sendable, Equatable {
-    public var id: RequestID
-    /// The sampled token, if one was sampled for this request in this step.
-    public var token: Int32?
-    /// Text that became final in this step (UTF-8 complete, stop strings withheld).
-    public var text: String
-    public var finishReason: FinishReason?
-    public var promptTokens: Int
-    /// Prompt tokens whose KV came from the cache instead of being computed.
-    public var cachedTokens: Int
-    public var generatedTokens: Int
-
-    public init(id: RequestID, token: Int32?, text: String, finishReason: FinishReason?, promptTokens: Int,
-                cachedTokens: Int, generatedTokens: Int) {
-        self.id = id
-        self.token = token
-        self.text = text
-        self.finishReason = finishReason
-        self.promptTokens = promptTokens
-        self.cachedTokens = cachedTokens
-        self.generatedTokens = generatedTokens
-    }
-}
-
-/// Why the engine refused a request.
-public enum EngineError: Error, CustomStringConvertible, Equatable {
-    case emptyPrompt
-    case promptTooLong(tokens: Int, limit: Int)
-    case invalidSampling(String)
-    case duplicateRequest(RequestID)
-    case kvCacheTooSmall(needed: Int, capacity: Int)
-    case model(ModelError)
-    case shuttingDown
-
-    public var description: String {
-        switch self {
-        case .emptyPrompt: "the prompt is empty"
-        case let .promptTooLong(tokens, limit):
-            "the prompt has \(tokens) tokens; this model's context holds \(limit) tokens including the completion"
-        case let .invalidSampling(why): why
-        case let .duplicateRequest(id): "request \(id) is already running"
-        case let .kvCacheTooSmall(needed, capacity):
-            "the request needs \(needed) KV blocks but the cache holds only \(capacity)"
-        case let .model(error): error.description
-        case .shuttingDown: "the server is shutting down"
-        }
-    }
-}
-
-/// What an instance does with a request (the paper's PD roles).
-public enum InstanceRole: String, Sendable, Codable, CaseIterable {
-    /// Prefill and decode in one engine.
-    case colocated
-    /// Prefill only: after the first token, the sequence is handed to a decode instance.
-    case prefill
-    /// Decode only: continues sequences whose prompt KV another instance computed.
-    case decode
 }
 
 /// A sequence leaving a prefill instance after its first token: everything a decode instance

@@ -94,17 +94,19 @@ public final class EngineService: Service, @unchecked Sendable {
     /// Queues a request. Fails at once (nothing queued) for requests that can never run, and
     /// after shutdown began. The stream yields one output per step that touched the request
     /// and finishes after the output with a finish reason.
-    public func submit(promptTokens: [Int32], sampling: SamplingParameters) throws(EngineError) -> (RequestID, AsyncThrowingStream<RequestOutput, any Error>) {
+    public func submit(_ request: ServingRequest) throws(EngineError) -> (RequestID, AsyncThrowingStream<RequestOutput, any Error>) {
         let id = nextID.add(1, ordering: .relaxed).oldValue
-        return (id, try submit(id: id, promptTokens: promptTokens, sampling: sampling))
+        return (id, try submit(id: id, promptTokens: request.promptTokens, sampling: request.sampling,
+                               traceID: request.traceID))
     }
 
     /// `submit` under an id from `reserveID`, for callers that must know the id before the
     /// engine can act on the request.
     /// `handoffTo` names the decode instance a prefill instance hands the sequence to.
     public func submit(id: RequestID, promptTokens: [Int32], sampling: SamplingParameters,
-                       handoffTo: String? = nil) throws(EngineError) -> AsyncThrowingStream<RequestOutput, any Error> {
-        let request = GenerationRequest(id: id, promptTokens: promptTokens, sampling: sampling, handoffTo: handoffTo)
+                       handoffTo: String? = nil, traceID: String = "") throws(EngineError) -> AsyncThrowingStream<RequestOutput, any Error> {
+        let request = GenerationRequest(id: id, promptTokens: promptTokens, sampling: sampling, handoffTo: handoffTo,
+                                        traceID: traceID)
         try core.validate(request)
         let (stream, continuation) = AsyncThrowingStream<RequestOutput, any Error>.makeStream(bufferingPolicy: .unbounded)
         let submission = RequestSink(continuation)
@@ -327,41 +329,6 @@ public final class EngineService: Service, @unchecked Sendable {
     }
 }
 
-/// A point-in-time view of the engine for health and metrics endpoints.
-public struct EngineStats: Sendable, Codable {
-    public var running = 0
-    public var waiting = 0
-    public var hot = TierStats(capacity: 0, free: 0, used: 0, cached: 0, evictable: 0)
-    public var cold = TierStats(capacity: 0, free: 0, used: 0, cached: 0, evictable: 0)
-    public var evictions = 0
-    public var demotions = 0
-    public var cachedBlocks = 0
-    /// Handed-off sequences whose blocks are still held for a transfer in flight.
-    public var pendingHandoffs = 0
-
-    public init(running: Int = 0, waiting: Int = 0, hot: TierStats = TierStats(capacity: 0, free: 0, used: 0, cached: 0, evictable: 0),
-                cold: TierStats = TierStats(capacity: 0, free: 0, used: 0, cached: 0, evictable: 0),
-                evictions: Int = 0, demotions: Int = 0, cachedBlocks: Int = 0, pendingHandoffs: Int = 0) {
-        self.pendingHandoffs = pendingHandoffs
-        self.running = running
-        self.waiting = waiting
-        self.hot = hot
-        self.cold = cold
-        self.evictions = evictions
-        self.demotions = demotions
-        self.cachedBlocks = cachedBlocks
-    }
-}
-
-extension EngineStats {
-    /// Counts of several instances added up.
-    public static func + (a: EngineStats, b: EngineStats) -> EngineStats {
-        EngineStats(running: a.running + b.running, waiting: a.waiting + b.waiting, hot: a.hot + b.hot, cold: a.cold + b.cold,
-                    evictions: a.evictions + b.evictions, demotions: a.demotions + b.demotions,
-                    cachedBlocks: a.cachedBlocks + b.cachedBlocks, pendingHandoffs: a.pendingHandoffs + b.pendingHandoffs)
-    }
-}
-
 /// The engine's metrics (swift-metrics; exported by whatever backend was bootstrapped).
 struct EngineMetrics {
     let requests = Counter(label: "memserve_requests_total")
@@ -406,4 +373,9 @@ final class EngineTask: @unchecked Sendable {
         self.body = body
         self.dropped = dropped
     }
+}
+
+extension EngineService: InferenceBackend {
+    public var servedModel: ServedModel { model.served }
+    public var tokenCapacity: Int { core.memPool.hotBlocks * core.memPool.blockTokens }
 }

@@ -102,6 +102,8 @@ public struct CommonParameters: Decodable, Sendable {
     public var includeUsage: Bool?
     public var ignoreEOS: Bool
     public var logitBiasCount: Int
+    /// OpenAI's end-user id; session-affinity routing keys on it.
+    public var user: String?
 
     enum CodingKeys: String, CodingKey {
         case temperature, seed, stop, n, stream, user
@@ -136,8 +138,7 @@ public struct CommonParameters: Decodable, Sendable {
         stop = try c.decodeIfPresent(StringOrArray.self, forKey: .stop)?.values ?? []
         n = try c.decodeIfPresent(Int.self, forKey: .n)
         stream = try c.decodeIfPresent(Bool.self, forKey: .stream) ?? false
-        // Decoded only to reject a non-string value, as OpenAI does; otherwise unused.
-        _ = try c.decodeIfPresent(String.self, forKey: .user)
+        user = try c.decodeIfPresent(String.self, forKey: .user)
         includeUsage = try c.decodeIfPresent(StreamOptions.self, forKey: .streamOptions).map { $0.includeUsage ?? false }
         ignoreEOS = try c.decodeIfPresent(Bool.self, forKey: .ignoreEOS) ?? false
         logitBiasCount = try c.decodeIfPresent([String: Double].self, forKey: .logitBias)?.count ?? 0

@@ -1,12 +1,13 @@
 import ServiceLifecycle
 
 /// What a front end (HTTP server, CLI, benchmark) needs from whatever serves requests: one
-/// colocated engine (`EngineService`) or a disaggregated cluster (`PDCluster`).
+/// colocated engine (`EngineService`), a disaggregated cluster (`PDCluster`), or a router over
+/// instances elsewhere.
 public protocol InferenceBackend: Service {
-    /// The model requests are tokenized for (tokenizer, chat template, context length).
-    var model: LoadedModel { get }
+    /// The model requests are tokenized for (names, tokenizer, chat template, context length).
+    var servedModel: ServedModel { get }
     /// Queues a request; see `EngineService.submit`.
-    func submit(promptTokens: [Int32], sampling: SamplingParameters) throws(EngineError) -> (RequestID, AsyncThrowingStream<RequestOutput, any Error>)
+    func submit(_ request: ServingRequest) throws(EngineError) -> (RequestID, AsyncThrowingStream<RequestOutput, any Error>)
     /// Counts for health and metrics endpoints.
     var stats: EngineStats { get }
     /// Stops admitting and lets in-flight requests finish (also what `run` does on graceful shutdown).
@@ -19,8 +20,13 @@ public protocol InferenceBackend: Service {
     var tokenCapacity: Int { get }
 }
 
-extension EngineService: InferenceBackend {
-    public var tokenCapacity: Int { core.memPool.hotBlocks * core.memPool.blockTokens }
+extension InferenceBackend {
+    /// Queues a request with no trace id or session.
+    public func submit(promptTokens: [Int32], sampling: SamplingParameters) throws(EngineError)
+        -> (RequestID, AsyncThrowingStream<RequestOutput, any Error>)
+    {
+        try submit(ServingRequest(promptTokens: promptTokens, sampling: sampling))
+    }
 }
 
 /// A failure of an instance in another process while it served a request (it died, or the

@@ -1,0 +1,36 @@
+import MemPool
+
+/// A point-in-time view of the engine for health and metrics endpoints.
+public struct EngineStats: Sendable, Codable {
+    public var running = 0
+    public var waiting = 0
+    public var hot = TierStats(capacity: 0, free: 0, used: 0, cached: 0, evictable: 0)
+    public var cold = TierStats(capacity: 0, free: 0, used: 0, cached: 0, evictable: 0)
+    public var evictions = 0
+    public var demotions = 0
+    public var cachedBlocks = 0
+    /// Handed-off sequences whose blocks are still held for a transfer in flight.
+    public var pendingHandoffs = 0
+
+    public init(running: Int = 0, waiting: Int = 0, hot: TierStats = TierStats(capacity: 0, free: 0, used: 0, cached: 0, evictable: 0),
+                cold: TierStats = TierStats(capacity: 0, free: 0, used: 0, cached: 0, evictable: 0),
+                evictions: Int = 0, demotions: Int = 0, cachedBlocks: Int = 0, pendingHandoffs: Int = 0) {
+        self.pendingHandoffs = pendingHandoffs
+        self.running = running
+        self.waiting = waiting
+        self.hot = hot
+        self.cold = cold
+        self.evictions = evictions
+        self.demotions = demotions
+        self.cachedBlocks = cachedBlocks
+    }
+}
+
+extension EngineStats {
+    /// Counts of several instances added up.
+    public static func + (a: EngineStats, b: EngineStats) -> EngineStats {
+        EngineStats(running: a.running + b.running, waiting: a.waiting + b.waiting, hot: a.hot + b.hot, cold: a.cold + b.cold,
+                    evictions: a.evictions + b.evictions, demotions: a.demotions + b.demotions,
+                    cachedBlocks: a.cachedBlocks + b.cachedBlocks, pendingHandoffs: a.pendingHandoffs + b.pendingHandoffs)
+    }
+}
