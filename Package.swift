@@ -86,10 +86,21 @@ let package = Package(
             .product(name: "GRPCProtobuf", package: "grpc-swift-protobuf"),
             .product(name: "SwiftProtobuf", package: "swift-protobuf"),
         ]),
+        // The global scheduler's seat: the OpenAI front end's backend over instances in other
+        // processes (or this one), routing by the global prompt trees. No engine, no weights.
+        .target(name: "Router", dependencies: [
+            "Serving", "MemPool", "Wire",
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            .product(name: "GRPCCore", package: "grpc-swift-2"),
+            .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
+            .product(name: "GRPCProtobuf", package: "grpc-swift-protobuf"),
+            .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+        ]),
         // Instances in roles, KV transfer between their MemPools (in process and over gRPC),
-        // prefill/decode disaggregation, the front end's view of remote instances.
+        // prefill/decode disaggregation, deployments in one process.
         .target(name: "Cluster", dependencies: [
-            "Engine", "MemPool", "Model", "Tokenizer", "Wire",
+            "Engine", "MemPool", "Model", "Tokenizer", "Wire", "Router",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             .product(name: "GRPCCore", package: "grpc-swift-2"),
@@ -111,7 +122,7 @@ let package = Package(
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ]),
         .executableTarget(name: "MemServeCLI", dependencies: [
-            "Engine", "Cluster", "Bench", "Model", "Tokenizer", "GGUF", "Server",
+            "Engine", "Cluster", "Router", "Bench", "Model", "Tokenizer", "GGUF", "Server",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),
@@ -121,7 +132,7 @@ let package = Package(
         .testTarget(name: "ModelTests", dependencies: ["Model", "Kernels", "GGUF", "Tokenizer", "Engine"], resources: [.copy("Fixtures")]),
         .testTarget(name: "EngineTests", dependencies: ["Engine", "Model", "Tokenizer", "GGUF", "MemPool"]),
         .testTarget(name: "MemPoolTests", dependencies: ["MemPool", "Kernels"]),
-        .testTarget(name: "ClusterTests", dependencies: ["Cluster", "Engine", "Model", "MemPool", "GGUF", "Wire", "Kernels"]),
+        .testTarget(name: "ClusterTests", dependencies: ["Cluster", "Router", "Engine", "Model", "MemPool", "GGUF", "Wire", "Kernels"]),
         .testTarget(name: "ServerTests", dependencies: [
             "Server", "Engine", "Model", "GGUF",
             .product(name: "HummingbirdTesting", package: "hummingbird"),

@@ -1,3 +1,18 @@
+/// One cached block of the prompt tree, by prefix hashes (instance-independent).
+public struct CachedBlockEntry: Sendable, Hashable, Codable {
+    /// The prefix this block extends (``PrefixHash/root`` for a prompt's first block).
+    public var parent: PrefixHash
+    /// The prefix through this block.
+    public var hash: PrefixHash
+    public var tier: BlockTier
+
+    public init(parent: PrefixHash, hash: PrefixHash, tier: BlockTier) {
+        self.parent = parent
+        self.hash = hash
+        self.tier = tier
+    }
+}
+
 /// A read-only copy of the prompt tree: what the pool caches, where, and how it is used.
 public struct MemPoolSnapshot: Sendable, Hashable {
     /// One node of the prompt tree (the root is not listed).
@@ -95,6 +110,36 @@ extension MemPool {
             }
         }
         return MemPoolSnapshot(blockTokens: blockTokens, nodes: out, stats: stats, clock: clock)
+    }
+
+    /// Every cached block as the global scheduler indexes it: the chained hash of the prefix
+    /// through it, its parent prefix's hash and its tier, parents before children. O(cached
+    /// blocks), no hashing (the pool keeps the chain); what an instance sends as its snapshot.
+    public func cachedBlockEntries() -> [CachedBlockEntry] {
+        var out: [CachedBlockEntry] = []
+        out.reserveCapacity(Int(totals.indexed))
+        var stack: [(node: Int32, parentHash: UInt64)] = []
+        var c = nodes[0].firstChild
+        while c >= 0 {
+            stack.append((c, PrefixHash.root.value))
+            c = nodes[Int(c)].nextSibling
+        }
+        while let (n, parentHash) = stack.popLast() {
+            var parent = parentHash
+            var x = nodes[Int(n)].first
+            while x >= 0 {
+                let h = meta[Int(x)].hash
+                out.append(CachedBlockEntry(parent: PrefixHash(value: parent), hash: PrefixHash(value: h), tier: handle(x).tier))
+                parent = h
+                x = meta[Int(x)].chainNext
+            }
+            var child = nodes[Int(n)].firstChild
+            while child >= 0 {
+                stack.append((child, parent))
+                child = nodes[Int(child)].nextSibling
+            }
+        }
+        return out
     }
 
     /// Checks every internal invariant: free lists, counts, LRU lists, tree links, child keys and

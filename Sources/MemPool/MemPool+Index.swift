@@ -15,24 +15,49 @@ extension MemPool {
     public func match(_ tokens: [Int32]) -> PrefixMatch {
         clock &+= 1
         totals.matches += 1
+        var found: [BlockID] = []
+        var lastNode: Int32 = -1
+        let h = walkCachedPrefix(tokens) { node, block in
+            if node != lastNode {
+                nodes[Int(node)].hits &+= 1
+                nodes[Int(node)].lastAccess = clock
+                lastNode = node
+            }
+            // Reserved on the first hit only, so a miss allocates nothing.
+            if found.isEmpty { found.reserveCapacity(tokens.count / blockTokens) }
+            found.append(handle(block))
+        }
+        // Deepest first, so a prefix's deeper blocks stay older than its shallower ones.
+        for id in found.reversed() { lruTouch(index(id)) }
+        totals.matchedBlocks += found.count
+        return PrefixMatch(blocks: found, tokenCount: found.count * blockTokens, hash: PrefixHash(value: h))
+    }
+
+    /// How many leading whole blocks of `tokens` are cached, without touching recency, hit
+    /// counts or anything else: for ordering a queue by what each request would reuse.
+    public func cachedBlockCount(_ tokens: [Int32]) -> Int {
+        var n = 0
+        _ = walkCachedPrefix(tokens) { _, _ in n += 1 }
+        return n
+    }
+
+    /// Walks the prompt tree along `tokens`, calling `visit(node, block)` for every cached
+    /// block of the longest cached prefix, in order; returns the prefix's chained hash.
+    @inline(__always)
+    private func walkCachedPrefix(_ tokens: [Int32], _ visit: (Int32, Int32) -> Void) -> UInt64 {
         let bt = blockTokens
         let nb = tokens.count / bt
-        var found: [BlockID] = []
         var h = PrefixHash.root.value
-        guard nb > 0 else { return PrefixMatch(blocks: found, tokenCount: 0, hash: .root) }
+        guard nb > 0 else { return h }
         tokens.withUnsafeBufferPointer { tp in
             let base = tp.baseAddress!
             var node: Int32 = 0, i = 0
             outer: while i < nb {
                 let p = base + i * bt
                 guard let child = lookupChild(node, PrefixHash.mix(h, p, bt), p) else { break }
-                nodes[Int(child)].hits &+= 1
-                nodes[Int(child)].lastAccess = clock
-                // Reserved on the first hit only, so a miss allocates nothing.
-                if found.isEmpty { found.reserveCapacity(nb) }
                 var b = nodes[Int(child)].first
                 while true {
-                    found.append(handle(b))
+                    visit(child, b)
                     // Inside an edge the stored hashes are the chain; only node boundaries hash.
                     h = meta[Int(b)].hash
                     i += 1
@@ -44,10 +69,7 @@ extension MemPool {
                 node = child
             }
         }
-        // Deepest first, so a prefix's deeper blocks stay older than its shallower ones.
-        for id in found.reversed() { lruTouch(index(id)) }
-        totals.matchedBlocks += found.count
-        return PrefixMatch(blocks: found, tokenCount: found.count * bt, hash: PrefixHash(value: h))
+        return h
     }
 
     /// Inserts the whole blocks of a prompt: block `i` of `tokens` is held in `blocks[i]`.

@@ -1,3 +1,4 @@
+import Router
 import ArgumentParser
 import Cluster
 import Engine

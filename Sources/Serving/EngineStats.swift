@@ -1,7 +1,7 @@
 import MemPool
 
 /// A point-in-time view of the engine for health and metrics endpoints.
-public struct EngineStats: Sendable, Codable {
+public struct EngineStats: Sendable, Codable, Hashable {
     public var running = 0
     public var waiting = 0
     public var hot = TierStats(capacity: 0, free: 0, used: 0, cached: 0, evictable: 0)
@@ -11,10 +11,14 @@ public struct EngineStats: Sendable, Codable {
     public var cachedBlocks = 0
     /// Handed-off sequences whose blocks are still held for a transfer in flight.
     public var pendingHandoffs = 0
+    /// Prompt tokens queued or admitted whose KV is not computed yet.
+    public var queuedPrefillTokens = 0
 
     public init(running: Int = 0, waiting: Int = 0, hot: TierStats = TierStats(capacity: 0, free: 0, used: 0, cached: 0, evictable: 0),
                 cold: TierStats = TierStats(capacity: 0, free: 0, used: 0, cached: 0, evictable: 0),
-                evictions: Int = 0, demotions: Int = 0, cachedBlocks: Int = 0, pendingHandoffs: Int = 0) {
+                evictions: Int = 0, demotions: Int = 0, cachedBlocks: Int = 0, pendingHandoffs: Int = 0,
+                queuedPrefillTokens: Int = 0) {
+        self.queuedPrefillTokens = queuedPrefillTokens
         self.pendingHandoffs = pendingHandoffs
         self.running = running
         self.waiting = waiting
@@ -31,6 +35,7 @@ extension EngineStats {
     public static func + (a: EngineStats, b: EngineStats) -> EngineStats {
         EngineStats(running: a.running + b.running, waiting: a.waiting + b.waiting, hot: a.hot + b.hot, cold: a.cold + b.cold,
                     evictions: a.evictions + b.evictions, demotions: a.demotions + b.demotions,
-                    cachedBlocks: a.cachedBlocks + b.cachedBlocks, pendingHandoffs: a.pendingHandoffs + b.pendingHandoffs)
+                    cachedBlocks: a.cachedBlocks + b.cachedBlocks, pendingHandoffs: a.pendingHandoffs + b.pendingHandoffs,
+                    queuedPrefillTokens: a.queuedPrefillTokens + b.queuedPrefillTokens)
     }
 }

@@ -97,3 +97,18 @@ public enum InstanceRole: String, Sendable, Codable, CaseIterable {
     case decode
 }
 
+/// Caching with disaggregation, in the paper's stages.
+public enum PDMode: String, Sendable, CaseIterable, Codable {
+    /// Prefill transfers KV to decode; nothing is cached.
+    case basic
+    /// The prefill instance caches prompts in its own prompt tree.
+    case caching1 = "caching-1"
+    /// Also the decode instance caches (transfer_with_insert); later turns send only the delta.
+    case caching2 = "caching-2"
+    /// Also, when a request finishes, decode sends the generated tokens' KV back to prefill, so
+    /// the next turn finds the whole history in the prefill instance's cache.
+    case caching3 = "caching-3"
+
+    public var prefillCaches: Bool { self != .basic }
+    public var decodeCaches: Bool { self == .caching2 || self == .caching3 }
+}

@@ -1,3 +1,4 @@
+import Router
 import Cluster
 import Engine
 import Foundation

@@ -1,3 +1,4 @@
+import Router
 import Cluster
 import Engine
 import Foundation
@@ -318,6 +319,15 @@ final class FailingDecode: Sendable {
 
         func transferWithInsert(request: RPCAsyncSequence<Memserve_V1_TransferMessage, any Error>,
                                 response: RPCWriter<Memserve_V1_TransferReply>, context: ServerContext) async throws {
+            throw RPCError(code: .unimplemented, message: "decode")
+        }
+
+        func watchCache(request: Memserve_V1_WatchCacheRequest, response: RPCWriter<Memserve_V1_CacheUpdate>,
+                        context: ServerContext) async throws {
+            throw RPCError(code: .unimplemented, message: "decode")
+        }
+
+        func pushPrefix(request: Memserve_V1_PushPrefixRequest, context: ServerContext) async throws -> Memserve_V1_PushPrefixReply {
             throw RPCError(code: .unimplemented, message: "decode")
         }
     }

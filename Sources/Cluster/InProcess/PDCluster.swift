@@ -5,22 +5,6 @@ import Logging
 import MemPool
 import Synchronization
 
-/// Caching with disaggregation, in the paper's stages.
-public enum PDMode: String, Sendable, CaseIterable, Codable {
-    /// Prefill transfers KV to decode; nothing is cached.
-    case basic
-    /// The prefill instance caches prompts in its own prompt tree.
-    case caching1 = "caching-1"
-    /// Also the decode instance caches (transfer_with_insert); later turns send only the delta.
-    case caching2 = "caching-2"
-    /// Also, when a request finishes, decode sends the generated tokens' KV back to prefill, so
-    /// the next turn finds the whole history in the prefill instance's cache.
-    case caching3 = "caching-3"
-
-    var prefillCaches: Bool { self != .basic }
-    var decodeCaches: Bool { self == .caching2 || self == .caching3 }
-}
-
 /// Counts of what moved between the instances.
 public struct TransferStats: Sendable, Codable, Equatable {
     /// Sequences handed from prefill to decode.
@@ -32,6 +16,8 @@ public struct TransferStats: Sendable, Codable, Equatable {
     public var deferredHandoffs = 0
     /// Blocks copied decode → prefill at the end of requests (PD-Caching-3).
     public var blocksReturned = 0
+    /// Blocks this instance sent to another on the scheduler's order (`pushPrefix`).
+    public var blocksPushed = 0
 }
 
 /// One prefill and one decode instance in this process (the embedded default of `memserve

@@ -1,3 +1,4 @@
+import Router
 import Engine
 import Foundation
 import GRPCCore
@@ -30,6 +31,10 @@ public final class InstanceNode: Service, Sendable {
     let returnPeers = Mutex<[RequestID: String]>([:])
     let returning = Mutex<[RequestID: Promise<Void>]>([:])
     let counters = Counters()
+    /// The cost model's inputs, once measured (`measureCosts`, at start-up).
+    let costs = Mutex(CostInputs())
+    /// Whether peers reach this instance over gRPC.
+    var listens: Bool { server != nil }
 
     /// What moved through this instance: handoffs and blocks it sent (prefill) or received
     /// (decode), handoffs that waited for room, blocks returned (PD-Caching-3).
@@ -116,6 +121,8 @@ public final class InstanceNode: Service, Sendable {
                     self.advertised.withLock { if $0.isEmpty { $0 = bound.description } }
                 }
                 group.addTask { try await self.engine.run() }
+                let measuring = Task { await self.measureCosts() }
+                defer { measuring.cancel() }
                 try await group.next()
                 self.shutdown()
                 try await group.waitForAll()
@@ -149,18 +156,6 @@ public final class InstanceNode: Service, Sendable {
         return (id, stream)
     }
 
-    /// Counts for Info.
-    var info: Memserve_V1_InstanceInfo {
-        var i = Memserve_V1_InstanceInfo()
-        i.role = role.rawValue
-        i.pdMode = mode.rawValue
-        i.model = engine.model.name
-        i.blockTokens = Int64(engine.core.memPool.blockTokens)
-        i.blockBytes = Int64(engine.core.memPool.blockBytes)
-        i.tokenCapacity = Int64(engine.tokenCapacity)
-        i.maxContext = Int64(engine.model.transformer.maxContext)
-        i.stats = engine.stats.wire
-        i.address = name
-        return i
-    }
+    /// What `Info` answers.
+    var info: Memserve_V1_InstanceInfo { description.wire }
 }

@@ -1,3 +1,4 @@
+import Router
 import Engine
 import Foundation
 import GRPCCore
@@ -33,7 +34,8 @@ final class InstanceService: Memserve_V1_Instance.SimpleServiceProtocol, @unchec
         }
         let stream: AsyncThrowingStream<RequestOutput, any Error>
         do {
-            stream = try node.generate(ServingRequest(promptTokens: request.promptTokens, sampling: SamplingParameters(wire: request.sampling)),
+            stream = try node.generate(ServingRequest(promptTokens: request.promptTokens, sampling: SamplingParameters(wire: request.sampling),
+                                                      traceID: request.traceID),
                                        decodePeer: request.decodePeer).1
         } catch {
             throw RPCError(engineError: error)
@@ -124,6 +126,35 @@ final class InstanceService: Memserve_V1_Instance.SimpleServiceProtocol, @unchec
 }
 
 extension InstanceService {
+    func watchCache(request: Memserve_V1_WatchCacheRequest, response: RPCWriter<Memserve_V1_CacheUpdate>,
+                    context: ServerContext) async throws {
+        let node = try instance()
+        for try await update in node.watchCache() {
+            try await response.write(update.wire)
+        }
+    }
+
+    func pushPrefix(request: Memserve_V1_PushPrefixRequest, context: ServerContext) async throws -> Memserve_V1_PushPrefixReply {
+        let node = try instance()
+        guard request.blocks >= 0, !request.destination.isEmpty else {
+            throw RPCError(code: .invalidArgument, message: "a push names a destination and a non-negative block count")
+        }
+        let vocab = node.engine.model.transformer.configuration.vocabularySize
+        if let bad = request.tokens.first(where: { $0 < 0 || Int($0) >= vocab }) {
+            throw RPCError(code: .invalidArgument, message: "token \(bad) is outside the vocabulary")
+        }
+        do {
+            let (cached, moved) = try await node.pushPrefix(tokens: request.tokens, blocks: Int(request.blocks),
+                                                            to: request.destination, traceID: request.traceID)
+            var reply = Memserve_V1_PushPrefixReply()
+            reply.cachedBlocks = Int64(cached)
+            reply.movedBlocks = Int64(moved)
+            return reply
+        } catch let e as RemoteError {
+            throw RPCError(code: .unavailable, message: e.description)
+        }
+    }
+
     /// The KV chunk a message of a transfer carries: nil at the end of the stream; anything
     /// but a chunk after the header is the sender's error.
     static func chunk<M>(from message: M?, _ part: (M) -> Memserve_V1_KVChunk?) throws -> Memserve_V1_KVChunk? {

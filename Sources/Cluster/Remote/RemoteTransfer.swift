@@ -1,3 +1,4 @@
+import Router
 import Engine
 import Foundation
 import GRPCCore

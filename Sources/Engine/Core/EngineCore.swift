@@ -15,8 +15,22 @@ public struct SchedulerConfiguration: Sendable {
     public var role: InstanceRole = .colocated
     /// Keep finished sequences' blocks for `takeFinished()` (PD-Caching-3 sends them back).
     public var retainFinished = false
+    /// How waiting requests are admitted: cache-aware (longest cached prefix first) or FIFO.
+    public var queueOrder: QueueOrder = .cacheAware
+    /// Cache-aware order: a request overtaken by this many later arrivals is admitted next, so
+    /// nothing starves behind a stream of cached requests.
+    public var agingBound = 8
 
     public init() {}
+}
+
+/// How an engine orders its waiting queue.
+public enum QueueOrder: String, Sendable, CaseIterable {
+    /// Arrival order.
+    case fifo
+    /// Requests whose prompt is cached (most cached blocks first) go ahead of uncached
+    /// prefills, as SGLang's longest-prefix-match policy, under an aging bound.
+    case cacheAware = "cache-aware"
 }
 
 /// The engine's synchronous core, vLLM-style: `add` requests, call `step` until idle. Each step
@@ -32,9 +46,10 @@ public final class EngineCore {
 
     /// Admitted sequences, in admission order.
     var running: [SequenceState] = []
-    /// Waiting to be admitted (new or preempted), FIFO.
+    /// Waiting to be admitted (new or preempted), in admission order (see `orderWaiting`).
     var waiting: [SequenceState] = []
     private var admissions = 0
+    private var arrivals = 0
     /// Why the last step failed, if it did (its requests were ended with `.abort`).
     public private(set) var failedStep: EngineError?
     /// Handed-off sequences whose blocks are still held (until `releaseHandoff`).
@@ -77,7 +92,19 @@ public final class EngineCore {
         if running.contains(where: { $0.id == request.id }) || waiting.contains(where: { $0.id == request.id }) {
             throw .duplicateRequest(request.id)
         }
-        waiting.append(SequenceState(request: request, tokenizer: tokenizer, endOfGeneration: endOfGeneration))
+        let s = SequenceState(request: request, tokenizer: tokenizer, endOfGeneration: endOfGeneration)
+        arrivals += 1
+        s.arrival = arrivals
+        waiting.append(s)
+    }
+
+    /// Prompt tokens waiting to be computed (the prefill work queued here): for a router's
+    /// load estimate.
+    public var queuedPrefillTokens: Int {
+        var n = 0
+        for s in waiting { n += s.promptCount - min(s.computed, s.promptCount) }
+        for s in running where s.computed < s.promptCount { n += s.promptCount - s.computed }
+        return n
     }
 
     /// The checks `add` makes that depend only on the request and fixed limits (safe to call
@@ -212,6 +239,7 @@ public final class EngineCore {
             i += 1
         }
 
+        if configuration.queueOrder == .cacheAware && configuration.prefixCaching && waiting.count > 1 { orderWaiting() }
         while budget > 0, running.count < configuration.maxRunning, let s = waiting.first {
             if configuration.prefixCaching && s.blocks.isEmpty { attachCachedPrefix(s) }
             let n = min(s.pending, budget)
@@ -228,12 +256,29 @@ public final class EngineCore {
                 break
             }
             waiting.removeFirst()
+            for w in waiting where w.arrival < s.arrival { w.overtaken += 1 }
             admissions += 1
             s.admittedAt = admissions
             running.append(s)
             add(s, count: n)
             budget -= n
         }
+    }
+
+    /// Cache-aware admission order: sequences that already hold KV or were preempted keep the
+    /// head; then those overtaken `agingBound` times, by arrival; then the rest by how many
+    /// leading blocks the prompt tree caches for them (most first), ties by arrival. Only the
+    /// first `window` sequences are looked at, which bounds the cost per step.
+    private func orderWaiting() {
+        let window = min(waiting.count, 64)
+        func rank(_ s: SequenceState) -> (Int, Int, Int) {
+            if !s.blocks.isEmpty || s.admittedAt > 0 { return (0, 0, 0) }
+            if s.overtaken >= configuration.agingBound { return (1, 0, s.arrival) }
+            return (2, -memPool.cachedBlockCount(s.tokens), s.arrival)
+        }
+        let head = waiting[0..<window].enumerated().map { (rank($0.element), $0.offset, $0.element) }
+            .sorted { ($0.0.0, $0.0.1, $0.0.2, $0.1) < ($1.0.0, $1.0.1, $1.0.2, $1.1) }
+        waiting.replaceSubrange(0..<window, with: head.map(\.2))
     }
 
     private func add(_ s: SequenceState, count n: Int) {

@@ -21,6 +21,9 @@ final class SequenceState {
     var finish: FinishReason?
     /// Order of admission, for picking a preemption victim (the newest goes first).
     var admittedAt = 0
+    /// Arrival order in the engine's queue, and how often a later arrival was admitted first.
+    var arrival = 0
+    var overtaken = 0
     /// Set on a prefill instance once the sequence has been handed to a decode instance.
     var handedOff = false
     let sampling: SamplingParameters

@@ -33,6 +33,8 @@ public final class EngineService: Service, @unchecked Sendable {
     private let wake = NSCondition()
     private let nextID = Atomic<UInt64>(1)
     private let snapshot = Mutex(EngineStats())
+    /// Consumers of `statsUpdates()`, by id.
+    private let statsWatchers = Mutex<(next: Int, all: [Int: AsyncStream<EngineStats>.Continuation])>((0, [:]))
     private let metrics = EngineMetrics()
 
     struct Inbox {
@@ -281,6 +283,10 @@ public final class EngineService: Service, @unchecked Sendable {
             return box.tasks
         }
         for task in leftover { task.dropped?() }
+        statsWatchers.withLock { w in
+            for c in w.all.values { c.finish() }
+            w.all.removeAll()
+        }
     }
 
     private func runTasks(_ tasks: [EngineTask]) {
@@ -323,9 +329,29 @@ public final class EngineService: Service, @unchecked Sendable {
         let pool = core.memPool.stats
         let s = EngineStats(running: core.runningCount, waiting: core.waitingCount, hot: pool.hot, cold: pool.cold,
                             evictions: pool.evictions, demotions: pool.demotions, cachedBlocks: pool.indexedBlocks,
-                            pendingHandoffs: core.pendingHandoffCount)
+                            pendingHandoffs: core.pendingHandoffCount, queuedPrefillTokens: core.queuedPrefillTokens)
         metrics.update(s)
-        snapshot.withLock { $0 = s }
+        let changed = snapshot.withLock { old in
+            defer { old = s }
+            return old != s
+        }
+        if changed { statsWatchers.withLock { for c in $0.all.values { c.yield(s) } } }
+    }
+
+    /// The engine's counts whenever they change (the newest only, if the consumer is slower
+    /// than the engine), starting with the current ones: what an instance pushes to routers.
+    public func statsUpdates() -> AsyncStream<EngineStats> {
+        let (stream, continuation) = AsyncStream.makeStream(of: EngineStats.self, bufferingPolicy: .bufferingNewest(1))
+        let id = statsWatchers.withLock { w in
+            w.next += 1
+            w.all[w.next] = continuation
+            return w.next
+        }
+        continuation.yield(stats)
+        continuation.onTermination = { [weak self] _ in
+            _ = self?.statsWatchers.withLock { $0.all.removeValue(forKey: id) }
+        }
+        return stream
     }
 }
 

@@ -78,12 +78,40 @@ public enum Memserve_V1_Instance: Sendable {
                 type: .bidirectionalStreaming
             )
         }
+        /// Namespace for "WatchCache" metadata.
+        public enum WatchCache: Sendable {
+            /// Request type for "WatchCache".
+            public typealias Input = Memserve_V1_WatchCacheRequest
+            /// Response type for "WatchCache".
+            public typealias Output = Memserve_V1_CacheUpdate
+            /// Descriptor for "WatchCache".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "memserve.v1.Instance"),
+                method: "WatchCache",
+                type: .serverStreaming
+            )
+        }
+        /// Namespace for "PushPrefix" metadata.
+        public enum PushPrefix: Sendable {
+            /// Request type for "PushPrefix".
+            public typealias Input = Memserve_V1_PushPrefixRequest
+            /// Response type for "PushPrefix".
+            public typealias Output = Memserve_V1_PushPrefixReply
+            /// Descriptor for "PushPrefix".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "memserve.v1.Instance"),
+                method: "PushPrefix",
+                type: .unary
+            )
+        }
         /// Descriptors for all methods in the "memserve.v1.Instance" service.
         public static let descriptors: [GRPCCore.MethodDescriptor] = [
             Info.descriptor,
             Generate.descriptor,
             Handoff.descriptor,
-            TransferWithInsert.descriptor
+            TransferWithInsert.descriptor,
+            WatchCache.descriptor,
+            PushPrefix.descriptor
         ]
     }
 }
@@ -186,6 +214,46 @@ extension Memserve_V1_Instance {
             request: GRPCCore.StreamingServerRequest<Memserve_V1_TransferMessage>,
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.StreamingServerResponse<Memserve_V1_TransferReply>
+
+        /// Handle the "WatchCache" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > For a router's exact global prompt tree: a snapshot of the instance's prompt tree, then
+        /// > every change to it (MemPool events) with consecutive sequence numbers, and the instance's
+        /// > load whenever it changes. A router that sees a gap in the numbers calls again.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Memserve_V1_WatchCacheRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Memserve_V1_CacheUpdate` messages.
+        func watchCache(
+            request: GRPCCore.StreamingServerRequest<Memserve_V1_WatchCacheRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Memserve_V1_CacheUpdate>
+
+        /// Handle the "PushPrefix" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > The scheduler's transfer order: this instance sends the KV it caches for the leading
+        /// > blocks of `tokens` to `destination` (transfer_with_insert), so a request routed there
+        /// > need not recompute them.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Memserve_V1_PushPrefixRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Memserve_V1_PushPrefixReply` messages.
+        func pushPrefix(
+            request: GRPCCore.StreamingServerRequest<Memserve_V1_PushPrefixRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Memserve_V1_PushPrefixReply>
     }
 
     /// Service protocol for the "memserve.v1.Instance" service.
@@ -272,6 +340,46 @@ extension Memserve_V1_Instance {
             request: GRPCCore.StreamingServerRequest<Memserve_V1_TransferMessage>,
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.StreamingServerResponse<Memserve_V1_TransferReply>
+
+        /// Handle the "WatchCache" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > For a router's exact global prompt tree: a snapshot of the instance's prompt tree, then
+        /// > every change to it (MemPool events) with consecutive sequence numbers, and the instance's
+        /// > load whenever it changes. A router that sees a gap in the numbers calls again.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Memserve_V1_WatchCacheRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Memserve_V1_CacheUpdate` messages.
+        func watchCache(
+            request: GRPCCore.ServerRequest<Memserve_V1_WatchCacheRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Memserve_V1_CacheUpdate>
+
+        /// Handle the "PushPrefix" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > The scheduler's transfer order: this instance sends the KV it caches for the leading
+        /// > blocks of `tokens` to `destination` (transfer_with_insert), so a request routed there
+        /// > need not recompute them.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Memserve_V1_PushPrefixRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A response containing a single `Memserve_V1_PushPrefixReply` message.
+        func pushPrefix(
+            request: GRPCCore.ServerRequest<Memserve_V1_PushPrefixRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.ServerResponse<Memserve_V1_PushPrefixReply>
     }
 
     /// Simple service protocol for the "memserve.v1.Instance" service.
@@ -359,6 +467,47 @@ extension Memserve_V1_Instance {
             response: GRPCCore.RPCWriter<Memserve_V1_TransferReply>,
             context: GRPCCore.ServerContext
         ) async throws
+
+        /// Handle the "WatchCache" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > For a router's exact global prompt tree: a snapshot of the instance's prompt tree, then
+        /// > every change to it (MemPool events) with consecutive sequence numbers, and the instance's
+        /// > load whenever it changes. A router that sees a gap in the numbers calls again.
+        ///
+        /// - Parameters:
+        ///   - request: A `Memserve_V1_WatchCacheRequest` message.
+        ///   - response: A response stream of `Memserve_V1_CacheUpdate` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        func watchCache(
+            request: Memserve_V1_WatchCacheRequest,
+            response: GRPCCore.RPCWriter<Memserve_V1_CacheUpdate>,
+            context: GRPCCore.ServerContext
+        ) async throws
+
+        /// Handle the "PushPrefix" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > The scheduler's transfer order: this instance sends the KV it caches for the leading
+        /// > blocks of `tokens` to `destination` (transfer_with_insert), so a request routed there
+        /// > need not recompute them.
+        ///
+        /// - Parameters:
+        ///   - request: A `Memserve_V1_PushPrefixRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A `Memserve_V1_PushPrefixReply` to respond with.
+        func pushPrefix(
+            request: Memserve_V1_PushPrefixRequest,
+            context: GRPCCore.ServerContext
+        ) async throws -> Memserve_V1_PushPrefixReply
     }
 }
 
@@ -410,6 +559,28 @@ extension Memserve_V1_Instance.StreamingServiceProtocol {
                 )
             }
         )
+        router.registerHandler(
+            forMethod: Memserve_V1_Instance.Method.WatchCache.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Memserve_V1_WatchCacheRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Memserve_V1_CacheUpdate>(),
+            handler: { request, context in
+                try await self.watchCache(
+                    request: request,
+                    context: context
+                )
+            }
+        )
+        router.registerHandler(
+            forMethod: Memserve_V1_Instance.Method.PushPrefix.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Memserve_V1_PushPrefixRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Memserve_V1_PushPrefixReply>(),
+            handler: { request, context in
+                try await self.pushPrefix(
+                    request: request,
+                    context: context
+                )
+            }
+        )
     }
 }
 
@@ -436,6 +607,28 @@ extension Memserve_V1_Instance.ServiceProtocol {
             context: context
         )
         return response
+    }
+
+    public func watchCache(
+        request: GRPCCore.StreamingServerRequest<Memserve_V1_WatchCacheRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Memserve_V1_CacheUpdate> {
+        let response = try await self.watchCache(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return response
+    }
+
+    public func pushPrefix(
+        request: GRPCCore.StreamingServerRequest<Memserve_V1_PushPrefixRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Memserve_V1_PushPrefixReply> {
+        let response = try await self.pushPrefix(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return GRPCCore.StreamingServerResponse(single: response)
     }
 }
 
@@ -503,6 +696,36 @@ extension Memserve_V1_Instance.SimpleServiceProtocol {
                 )
                 return [:]
             }
+        )
+    }
+
+    public func watchCache(
+        request: GRPCCore.ServerRequest<Memserve_V1_WatchCacheRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Memserve_V1_CacheUpdate> {
+        return GRPCCore.StreamingServerResponse<Memserve_V1_CacheUpdate>(
+            metadata: [:],
+            producer: { writer in
+                try await self.watchCache(
+                    request: request.message,
+                    response: writer,
+                    context: context
+                )
+                return [:]
+            }
+        )
+    }
+
+    public func pushPrefix(
+        request: GRPCCore.ServerRequest<Memserve_V1_PushPrefixRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.ServerResponse<Memserve_V1_PushPrefixReply> {
+        return GRPCCore.ServerResponse<Memserve_V1_PushPrefixReply>(
+            message: try await self.pushPrefix(
+                request: request.message,
+                context: context
+            ),
+            metadata: [:]
         )
     }
 }
@@ -611,6 +834,56 @@ extension Memserve_V1_Instance {
             deserializer: some GRPCCore.MessageDeserializer<Memserve_V1_TransferReply>,
             options: GRPCCore.CallOptions,
             onResponse handleResponse: @Sendable @escaping (GRPCCore.StreamingClientResponse<Memserve_V1_TransferReply>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "WatchCache" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > For a router's exact global prompt tree: a snapshot of the instance's prompt tree, then
+        /// > every change to it (MemPool events) with consecutive sequence numbers, and the instance's
+        /// > load whenever it changes. A router that sees a gap in the numbers calls again.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Memserve_V1_WatchCacheRequest` message.
+        ///   - serializer: A serializer for `Memserve_V1_WatchCacheRequest` messages.
+        ///   - deserializer: A deserializer for `Memserve_V1_CacheUpdate` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func watchCache<Result>(
+            request: GRPCCore.ClientRequest<Memserve_V1_WatchCacheRequest>,
+            serializer: some GRPCCore.MessageSerializer<Memserve_V1_WatchCacheRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Memserve_V1_CacheUpdate>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.StreamingClientResponse<Memserve_V1_CacheUpdate>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "PushPrefix" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > The scheduler's transfer order: this instance sends the KV it caches for the leading
+        /// > blocks of `tokens` to `destination` (transfer_with_insert), so a request routed there
+        /// > need not recompute them.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Memserve_V1_PushPrefixRequest` message.
+        ///   - serializer: A serializer for `Memserve_V1_PushPrefixRequest` messages.
+        ///   - deserializer: A deserializer for `Memserve_V1_PushPrefixReply` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func pushPrefix<Result>(
+            request: GRPCCore.ClientRequest<Memserve_V1_PushPrefixRequest>,
+            serializer: some GRPCCore.MessageSerializer<Memserve_V1_PushPrefixRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Memserve_V1_PushPrefixReply>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Memserve_V1_PushPrefixReply>) async throws -> Result
         ) async throws -> Result where Result: Sendable
     }
 
@@ -764,6 +1037,76 @@ extension Memserve_V1_Instance {
                 onResponse: handleResponse
             )
         }
+
+        /// Call the "WatchCache" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > For a router's exact global prompt tree: a snapshot of the instance's prompt tree, then
+        /// > every change to it (MemPool events) with consecutive sequence numbers, and the instance's
+        /// > load whenever it changes. A router that sees a gap in the numbers calls again.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Memserve_V1_WatchCacheRequest` message.
+        ///   - serializer: A serializer for `Memserve_V1_WatchCacheRequest` messages.
+        ///   - deserializer: A deserializer for `Memserve_V1_CacheUpdate` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func watchCache<Result>(
+            request: GRPCCore.ClientRequest<Memserve_V1_WatchCacheRequest>,
+            serializer: some GRPCCore.MessageSerializer<Memserve_V1_WatchCacheRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Memserve_V1_CacheUpdate>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.StreamingClientResponse<Memserve_V1_CacheUpdate>) async throws -> Result
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.serverStreaming(
+                request: request,
+                descriptor: Memserve_V1_Instance.Method.WatchCache.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
+
+        /// Call the "PushPrefix" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > The scheduler's transfer order: this instance sends the KV it caches for the leading
+        /// > blocks of `tokens` to `destination` (transfer_with_insert), so a request routed there
+        /// > need not recompute them.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Memserve_V1_PushPrefixRequest` message.
+        ///   - serializer: A serializer for `Memserve_V1_PushPrefixRequest` messages.
+        ///   - deserializer: A deserializer for `Memserve_V1_PushPrefixReply` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func pushPrefix<Result>(
+            request: GRPCCore.ClientRequest<Memserve_V1_PushPrefixRequest>,
+            serializer: some GRPCCore.MessageSerializer<Memserve_V1_PushPrefixRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Memserve_V1_PushPrefixReply>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Memserve_V1_PushPrefixReply>) async throws -> Result = { response in
+                try response.message
+            }
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.unary(
+                request: request,
+                descriptor: Memserve_V1_Instance.Method.PushPrefix.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
     }
 }
 
@@ -880,6 +1223,66 @@ extension Memserve_V1_Instance.ClientProtocol {
             request: request,
             serializer: GRPCProtobuf.ProtobufSerializer<Memserve_V1_TransferMessage>(),
             deserializer: GRPCProtobuf.ProtobufDeserializer<Memserve_V1_TransferReply>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "WatchCache" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > For a router's exact global prompt tree: a snapshot of the instance's prompt tree, then
+    /// > every change to it (MemPool events) with consecutive sequence numbers, and the instance's
+    /// > load whenever it changes. A router that sees a gap in the numbers calls again.
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `Memserve_V1_WatchCacheRequest` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func watchCache<Result>(
+        request: GRPCCore.ClientRequest<Memserve_V1_WatchCacheRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.StreamingClientResponse<Memserve_V1_CacheUpdate>) async throws -> Result
+    ) async throws -> Result where Result: Sendable {
+        try await self.watchCache(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Memserve_V1_WatchCacheRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Memserve_V1_CacheUpdate>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "PushPrefix" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > The scheduler's transfer order: this instance sends the KV it caches for the leading
+    /// > blocks of `tokens` to `destination` (transfer_with_insert), so a request routed there
+    /// > need not recompute them.
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `Memserve_V1_PushPrefixRequest` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func pushPrefix<Result>(
+        request: GRPCCore.ClientRequest<Memserve_V1_PushPrefixRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Memserve_V1_PushPrefixReply>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        try await self.pushPrefix(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Memserve_V1_PushPrefixRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Memserve_V1_PushPrefixReply>(),
             options: options,
             onResponse: handleResponse
         )
@@ -1016,6 +1419,74 @@ extension Memserve_V1_Instance.ClientProtocol {
             producer: producer
         )
         return try await self.transferWithInsert(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "WatchCache" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > For a router's exact global prompt tree: a snapshot of the instance's prompt tree, then
+    /// > every change to it (MemPool events) with consecutive sequence numbers, and the instance's
+    /// > load whenever it changes. A router that sees a gap in the numbers calls again.
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func watchCache<Result>(
+        _ message: Memserve_V1_WatchCacheRequest,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.StreamingClientResponse<Memserve_V1_CacheUpdate>) async throws -> Result
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<Memserve_V1_WatchCacheRequest>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.watchCache(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "PushPrefix" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > The scheduler's transfer order: this instance sends the KV it caches for the leading
+    /// > blocks of `tokens` to `destination` (transfer_with_insert), so a request routed there
+    /// > need not recompute them.
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func pushPrefix<Result>(
+        _ message: Memserve_V1_PushPrefixRequest,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Memserve_V1_PushPrefixReply>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<Memserve_V1_PushPrefixRequest>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.pushPrefix(
             request: request,
             options: options,
             onResponse: handleResponse

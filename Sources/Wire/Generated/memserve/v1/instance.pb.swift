@@ -103,103 +103,64 @@ public nonisolated struct Memserve_V1_TierCounts: Sendable {
   public init() {}
 }
 
-public nonisolated struct Memserve_V1_EngineCounts: Sendable {
+public nonisolated struct Memserve_V1_EngineCounts: @unchecked Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
-  public var running: Int64 = 0
+  public var running: Int64 {
+    get {_storage._running}
+    set {_uniqueStorage()._running = newValue}
+  }
 
-  public var waiting: Int64 = 0
+  public var waiting: Int64 {
+    get {_storage._waiting}
+    set {_uniqueStorage()._waiting = newValue}
+  }
 
   public var hot: Memserve_V1_TierCounts {
-    get {_hot ?? Memserve_V1_TierCounts()}
-    set {_hot = newValue}
+    get {_storage._hot ?? Memserve_V1_TierCounts()}
+    set {_uniqueStorage()._hot = newValue}
   }
   /// Returns true if `hot` has been explicitly set.
-  public var hasHot: Bool {self._hot != nil}
+  public var hasHot: Bool {_storage._hot != nil}
   /// Clears the value of `hot`. Subsequent reads from it will return its default value.
-  public mutating func clearHot() {self._hot = nil}
+  public mutating func clearHot() {_uniqueStorage()._hot = nil}
 
   public var cold: Memserve_V1_TierCounts {
-    get {_cold ?? Memserve_V1_TierCounts()}
-    set {_cold = newValue}
+    get {_storage._cold ?? Memserve_V1_TierCounts()}
+    set {_uniqueStorage()._cold = newValue}
   }
   /// Returns true if `cold` has been explicitly set.
-  public var hasCold: Bool {self._cold != nil}
+  public var hasCold: Bool {_storage._cold != nil}
   /// Clears the value of `cold`. Subsequent reads from it will return its default value.
-  public mutating func clearCold() {self._cold = nil}
+  public mutating func clearCold() {_uniqueStorage()._cold = nil}
 
-  public var evictions: Int64 = 0
+  public var evictions: Int64 {
+    get {_storage._evictions}
+    set {_uniqueStorage()._evictions = newValue}
+  }
 
-  public var demotions: Int64 = 0
+  public var demotions: Int64 {
+    get {_storage._demotions}
+    set {_uniqueStorage()._demotions = newValue}
+  }
 
-  public var cachedBlocks: Int64 = 0
+  public var cachedBlocks: Int64 {
+    get {_storage._cachedBlocks}
+    set {_uniqueStorage()._cachedBlocks = newValue}
+  }
 
   /// Sequences whose KV is held for a transfer still in flight.
-  public var pendingHandoffs: Int64 = 0
-
-  public var unknownFields = SwiftProtobuf.UnknownStorage()
-
-  public init() {}
-
-  fileprivate var _hot: Memserve_V1_TierCounts? = nil
-  fileprivate var _cold: Memserve_V1_TierCounts? = nil
-}
-
-public nonisolated struct Memserve_V1_InstanceInfo: @unchecked Sendable {
-  // SwiftProtobuf.Message conformance is added in an extension below. See the
-  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
-  // methods supported on all messages.
-
-  public var role: String {
-    get {_storage._role}
-    set {_uniqueStorage()._role = newValue}
+  public var pendingHandoffs: Int64 {
+    get {_storage._pendingHandoffs}
+    set {_uniqueStorage()._pendingHandoffs = newValue}
   }
 
-  public var pdMode: String {
-    get {_storage._pdMode}
-    set {_uniqueStorage()._pdMode = newValue}
-  }
-
-  public var model: String {
-    get {_storage._model}
-    set {_uniqueStorage()._model = newValue}
-  }
-
-  public var blockTokens: Int64 {
-    get {_storage._blockTokens}
-    set {_uniqueStorage()._blockTokens = newValue}
-  }
-
-  public var blockBytes: Int64 {
-    get {_storage._blockBytes}
-    set {_uniqueStorage()._blockBytes = newValue}
-  }
-
-  public var tokenCapacity: Int64 {
-    get {_storage._tokenCapacity}
-    set {_uniqueStorage()._tokenCapacity = newValue}
-  }
-
-  public var maxContext: Int64 {
-    get {_storage._maxContext}
-    set {_uniqueStorage()._maxContext = newValue}
-  }
-
-  public var stats: Memserve_V1_EngineCounts {
-    get {_storage._stats ?? Memserve_V1_EngineCounts()}
-    set {_uniqueStorage()._stats = newValue}
-  }
-  /// Returns true if `stats` has been explicitly set.
-  public var hasStats: Bool {_storage._stats != nil}
-  /// Clears the value of `stats`. Subsequent reads from it will return its default value.
-  public mutating func clearStats() {_uniqueStorage()._stats = nil}
-
-  /// Address other instances reach this one at (for transfers back to it).
-  public var address: String {
-    get {_storage._address}
-    set {_uniqueStorage()._address = newValue}
+  /// Prompt tokens admitted or waiting whose KV is not computed yet.
+  public var queuedPrefillTokens: Int64 {
+    get {_storage._queuedPrefillTokens}
+    set {_uniqueStorage()._queuedPrefillTokens = newValue}
   }
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
@@ -207,6 +168,87 @@ public nonisolated struct Memserve_V1_InstanceInfo: @unchecked Sendable {
   public init() {}
 
   fileprivate var _storage = _StorageClass.defaultInstance
+}
+
+/// What the instance measured at start-up, for the router's cost model.
+public nonisolated struct Memserve_V1_CostProfile: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// Seconds to prefill `tokens` new tokens (no cached prefix), at a few lengths.
+  public var prefill: [Memserve_V1_PrefillPoint] = []
+
+  /// Bytes per second and fixed seconds per transfer of KV to a peer.
+  public var transferBytesPerS: Double = 0
+
+  public var transferLatencyS: Double = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Memserve_V1_PrefillPoint: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var tokens: Int64 = 0
+
+  public var seconds: Double = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Memserve_V1_InstanceInfo: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var role: String = String()
+
+  public var pdMode: String = String()
+
+  public var model: String = String()
+
+  public var blockTokens: Int64 = 0
+
+  public var blockBytes: Int64 = 0
+
+  public var tokenCapacity: Int64 = 0
+
+  public var maxContext: Int64 = 0
+
+  public var stats: Memserve_V1_EngineCounts {
+    get {_stats ?? Memserve_V1_EngineCounts()}
+    set {_stats = newValue}
+  }
+  /// Returns true if `stats` has been explicitly set.
+  public var hasStats: Bool {self._stats != nil}
+  /// Clears the value of `stats`. Subsequent reads from it will return its default value.
+  public mutating func clearStats() {self._stats = nil}
+
+  /// Address other instances reach this one at (for transfers back to it).
+  public var address: String = String()
+
+  public var profile: Memserve_V1_CostProfile {
+    get {_profile ?? Memserve_V1_CostProfile()}
+    set {_profile = newValue}
+  }
+  /// Returns true if `profile` has been explicitly set.
+  public var hasProfile: Bool {self._profile != nil}
+  /// Clears the value of `profile`. Subsequent reads from it will return its default value.
+  public mutating func clearProfile() {self._profile = nil}
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _stats: Memserve_V1_EngineCounts? = nil
+  fileprivate var _profile: Memserve_V1_CostProfile? = nil
 }
 
 public nonisolated struct Memserve_V1_SamplingParams: Sendable {
@@ -270,6 +312,9 @@ public nonisolated struct Memserve_V1_GenerateRequest: Sendable {
 
   /// Decode instance for a prefill instance to hand the sequence to ("host:port").
   public var decodePeer: String = String()
+
+  /// The edge's id of the request, for logs on every instance.
+  public var traceID: String = String()
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -385,6 +430,11 @@ public nonisolated struct Memserve_V1_HandoffHeader: @unchecked Sendable {
   public var returnPeer: String {
     get {_storage._returnPeer}
     set {_uniqueStorage()._returnPeer = newValue}
+  }
+
+  public var traceID: String {
+    get {_storage._traceID}
+    set {_uniqueStorage()._traceID = newValue}
   }
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
@@ -587,6 +637,193 @@ public nonisolated struct Memserve_V1_TransferReply: Sendable {
   public init() {}
 }
 
+public nonisolated struct Memserve_V1_WatchCacheRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// One block of a cached prefix: the chained hash of the prefix through it, its parent's.
+public nonisolated struct Memserve_V1_CacheEntry: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var parent: UInt64 = 0
+
+  public var hash: UInt64 = 0
+
+  public var cold: Bool = false
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Memserve_V1_CacheSnapshot: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var entries: [Memserve_V1_CacheEntry] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// A MemPool event, by prefix hashes only.
+public nonisolated struct Memserve_V1_CacheEvent: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var kind: Memserve_V1_CacheEvent.Kind = .inserted
+
+  /// INSERTED: the prefix the new blocks extend.
+  public var parent: UInt64 = 0
+
+  public var hashes: [UInt64] = []
+
+  /// The tier of INSERTED blocks; of EVICTED and DELETED blocks before they left.
+  public var cold: Bool = false
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public nonisolated enum Kind: SwiftProtobuf.Enum, Swift.CaseIterable {
+    public typealias RawValue = Int
+    case inserted // = 0
+    case evicted // = 1
+    case swappedOut // = 2
+    case swappedIn // = 3
+    case deleted // = 4
+    case UNRECOGNIZED(Int)
+
+    public init() {
+      self = .inserted
+    }
+
+    public init?(rawValue: Int) {
+      switch rawValue {
+      case 0: self = .inserted
+      case 1: self = .evicted
+      case 2: self = .swappedOut
+      case 3: self = .swappedIn
+      case 4: self = .deleted
+      default: self = .UNRECOGNIZED(rawValue)
+      }
+    }
+
+    public var rawValue: Int {
+      switch self {
+      case .inserted: return 0
+      case .evicted: return 1
+      case .swappedOut: return 2
+      case .swappedIn: return 3
+      case .deleted: return 4
+      case .UNRECOGNIZED(let i): return i
+      }
+    }
+
+    // The compiler won't synthesize support with the UNRECOGNIZED case.
+    public static let allCases: [Memserve_V1_CacheEvent.Kind] = [
+      .inserted,
+      .evicted,
+      .swappedOut,
+      .swappedIn,
+      .deleted,
+    ]
+
+  }
+
+  public init() {}
+}
+
+public nonisolated struct Memserve_V1_CacheUpdate: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// The snapshot's number is that of the last event it contains; events follow it with
+  /// consecutive numbers. Load updates carry the number of the last event sent.
+  public var seq: UInt64 = 0
+
+  public var part: Memserve_V1_CacheUpdate.OneOf_Part? = nil
+
+  public var snapshot: Memserve_V1_CacheSnapshot {
+    get {
+      if case .snapshot(let v)? = part {return v}
+      return Memserve_V1_CacheSnapshot()
+    }
+    set {part = .snapshot(newValue)}
+  }
+
+  public var event: Memserve_V1_CacheEvent {
+    get {
+      if case .event(let v)? = part {return v}
+      return Memserve_V1_CacheEvent()
+    }
+    set {part = .event(newValue)}
+  }
+
+  public var load: Memserve_V1_EngineCounts {
+    get {
+      if case .load(let v)? = part {return v}
+      return Memserve_V1_EngineCounts()
+    }
+    set {part = .load(newValue)}
+  }
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public nonisolated enum OneOf_Part: Equatable, Sendable {
+    case snapshot(Memserve_V1_CacheSnapshot)
+    case event(Memserve_V1_CacheEvent)
+    case load(Memserve_V1_EngineCounts)
+
+  }
+
+  public init() {}
+}
+
+public nonisolated struct Memserve_V1_PushPrefixRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var tokens: [Int32] = []
+
+  /// Blocks from 0 to this (exclusive) are wanted; the sender sends what it caches of them.
+  public var blocks: Int64 = 0
+
+  public var destination: String = String()
+
+  public var traceID: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Memserve_V1_PushPrefixReply: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// Leading blocks the destination now caches, and how many were moved to get there.
+  public var cachedBlocks: Int64 = 0
+
+  public var movedBlocks: Int64 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
 // MARK: - Code below here is support for the SwiftProtobuf runtime.
 
 fileprivate nonisolated let _protobuf_package = "memserve.v1"
@@ -666,87 +903,18 @@ nonisolated extension Memserve_V1_TierCounts: SwiftProtobuf.Message, SwiftProtob
 
 nonisolated extension Memserve_V1_EngineCounts: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".EngineCounts"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}running\0\u{1}waiting\0\u{1}hot\0\u{1}cold\0\u{1}evictions\0\u{1}demotions\0\u{3}cached_blocks\0\u{3}pending_handoffs\0")
-
-  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
-    while let fieldNumber = try decoder.nextFieldNumber() {
-      // The use of inline closures is to circumvent an issue where the compiler
-      // allocates stack space for every case branch when no optimizations are
-      // enabled. https://github.com/apple/swift-protobuf/issues/1034
-      switch fieldNumber {
-      case 1: try { try decoder.decodeSingularInt64Field(value: &self.running) }()
-      case 2: try { try decoder.decodeSingularInt64Field(value: &self.waiting) }()
-      case 3: try { try decoder.decodeSingularMessageField(value: &self._hot) }()
-      case 4: try { try decoder.decodeSingularMessageField(value: &self._cold) }()
-      case 5: try { try decoder.decodeSingularInt64Field(value: &self.evictions) }()
-      case 6: try { try decoder.decodeSingularInt64Field(value: &self.demotions) }()
-      case 7: try { try decoder.decodeSingularInt64Field(value: &self.cachedBlocks) }()
-      case 8: try { try decoder.decodeSingularInt64Field(value: &self.pendingHandoffs) }()
-      default: break
-      }
-    }
-  }
-
-  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
-    // The use of inline closures is to circumvent an issue where the compiler
-    // allocates stack space for every if/case branch local when no optimizations
-    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
-    // https://github.com/apple/swift-protobuf/issues/1182
-    if self.running != 0 {
-      try visitor.visitSingularInt64Field(value: self.running, fieldNumber: 1)
-    }
-    if self.waiting != 0 {
-      try visitor.visitSingularInt64Field(value: self.waiting, fieldNumber: 2)
-    }
-    try { if let v = self._hot {
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 3)
-    } }()
-    try { if let v = self._cold {
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 4)
-    } }()
-    if self.evictions != 0 {
-      try visitor.visitSingularInt64Field(value: self.evictions, fieldNumber: 5)
-    }
-    if self.demotions != 0 {
-      try visitor.visitSingularInt64Field(value: self.demotions, fieldNumber: 6)
-    }
-    if self.cachedBlocks != 0 {
-      try visitor.visitSingularInt64Field(value: self.cachedBlocks, fieldNumber: 7)
-    }
-    if self.pendingHandoffs != 0 {
-      try visitor.visitSingularInt64Field(value: self.pendingHandoffs, fieldNumber: 8)
-    }
-    try unknownFields.traverse(visitor: &visitor)
-  }
-
-  public static func ==(lhs: Memserve_V1_EngineCounts, rhs: Memserve_V1_EngineCounts) -> Bool {
-    if lhs.running != rhs.running {return false}
-    if lhs.waiting != rhs.waiting {return false}
-    if lhs._hot != rhs._hot {return false}
-    if lhs._cold != rhs._cold {return false}
-    if lhs.evictions != rhs.evictions {return false}
-    if lhs.demotions != rhs.demotions {return false}
-    if lhs.cachedBlocks != rhs.cachedBlocks {return false}
-    if lhs.pendingHandoffs != rhs.pendingHandoffs {return false}
-    if lhs.unknownFields != rhs.unknownFields {return false}
-    return true
-  }
-}
-
-nonisolated extension Memserve_V1_InstanceInfo: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
-  public static let protoMessageName: String = _protobuf_package + ".InstanceInfo"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}role\0\u{3}pd_mode\0\u{1}model\0\u{3}block_tokens\0\u{3}block_bytes\0\u{3}token_capacity\0\u{3}max_context\0\u{1}stats\0\u{1}address\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}running\0\u{1}waiting\0\u{1}hot\0\u{1}cold\0\u{1}evictions\0\u{1}demotions\0\u{3}cached_blocks\0\u{3}pending_handoffs\0\u{3}queued_prefill_tokens\0")
 
   fileprivate class _StorageClass {
-    var _role: String = String()
-    var _pdMode: String = String()
-    var _model: String = String()
-    var _blockTokens: Int64 = 0
-    var _blockBytes: Int64 = 0
-    var _tokenCapacity: Int64 = 0
-    var _maxContext: Int64 = 0
-    var _stats: Memserve_V1_EngineCounts? = nil
-    var _address: String = String()
+    var _running: Int64 = 0
+    var _waiting: Int64 = 0
+    var _hot: Memserve_V1_TierCounts? = nil
+    var _cold: Memserve_V1_TierCounts? = nil
+    var _evictions: Int64 = 0
+    var _demotions: Int64 = 0
+    var _cachedBlocks: Int64 = 0
+    var _pendingHandoffs: Int64 = 0
+    var _queuedPrefillTokens: Int64 = 0
 
       // This property is used as the initial default value for new instances of the type.
       // The type itself is protecting the reference to its storage via CoW semantics.
@@ -757,15 +925,15 @@ nonisolated extension Memserve_V1_InstanceInfo: SwiftProtobuf.Message, SwiftProt
     private init() {}
 
     init(copying source: _StorageClass) {
-      _role = source._role
-      _pdMode = source._pdMode
-      _model = source._model
-      _blockTokens = source._blockTokens
-      _blockBytes = source._blockBytes
-      _tokenCapacity = source._tokenCapacity
-      _maxContext = source._maxContext
-      _stats = source._stats
-      _address = source._address
+      _running = source._running
+      _waiting = source._waiting
+      _hot = source._hot
+      _cold = source._cold
+      _evictions = source._evictions
+      _demotions = source._demotions
+      _cachedBlocks = source._cachedBlocks
+      _pendingHandoffs = source._pendingHandoffs
+      _queuedPrefillTokens = source._queuedPrefillTokens
     }
   }
 
@@ -784,15 +952,15 @@ nonisolated extension Memserve_V1_InstanceInfo: SwiftProtobuf.Message, SwiftProt
         // allocates stack space for every case branch when no optimizations are
         // enabled. https://github.com/apple/swift-protobuf/issues/1034
         switch fieldNumber {
-        case 1: try { try decoder.decodeSingularStringField(value: &_storage._role) }()
-        case 2: try { try decoder.decodeSingularStringField(value: &_storage._pdMode) }()
-        case 3: try { try decoder.decodeSingularStringField(value: &_storage._model) }()
-        case 4: try { try decoder.decodeSingularInt64Field(value: &_storage._blockTokens) }()
-        case 5: try { try decoder.decodeSingularInt64Field(value: &_storage._blockBytes) }()
-        case 6: try { try decoder.decodeSingularInt64Field(value: &_storage._tokenCapacity) }()
-        case 7: try { try decoder.decodeSingularInt64Field(value: &_storage._maxContext) }()
-        case 8: try { try decoder.decodeSingularMessageField(value: &_storage._stats) }()
-        case 9: try { try decoder.decodeSingularStringField(value: &_storage._address) }()
+        case 1: try { try decoder.decodeSingularInt64Field(value: &_storage._running) }()
+        case 2: try { try decoder.decodeSingularInt64Field(value: &_storage._waiting) }()
+        case 3: try { try decoder.decodeSingularMessageField(value: &_storage._hot) }()
+        case 4: try { try decoder.decodeSingularMessageField(value: &_storage._cold) }()
+        case 5: try { try decoder.decodeSingularInt64Field(value: &_storage._evictions) }()
+        case 6: try { try decoder.decodeSingularInt64Field(value: &_storage._demotions) }()
+        case 7: try { try decoder.decodeSingularInt64Field(value: &_storage._cachedBlocks) }()
+        case 8: try { try decoder.decodeSingularInt64Field(value: &_storage._pendingHandoffs) }()
+        case 9: try { try decoder.decodeSingularInt64Field(value: &_storage._queuedPrefillTokens) }()
         default: break
         }
       }
@@ -805,55 +973,209 @@ nonisolated extension Memserve_V1_InstanceInfo: SwiftProtobuf.Message, SwiftProt
       // allocates stack space for every if/case branch local when no optimizations
       // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
       // https://github.com/apple/swift-protobuf/issues/1182
-      if !_storage._role.isEmpty {
-        try visitor.visitSingularStringField(value: _storage._role, fieldNumber: 1)
+      if _storage._running != 0 {
+        try visitor.visitSingularInt64Field(value: _storage._running, fieldNumber: 1)
       }
-      if !_storage._pdMode.isEmpty {
-        try visitor.visitSingularStringField(value: _storage._pdMode, fieldNumber: 2)
+      if _storage._waiting != 0 {
+        try visitor.visitSingularInt64Field(value: _storage._waiting, fieldNumber: 2)
       }
-      if !_storage._model.isEmpty {
-        try visitor.visitSingularStringField(value: _storage._model, fieldNumber: 3)
-      }
-      if _storage._blockTokens != 0 {
-        try visitor.visitSingularInt64Field(value: _storage._blockTokens, fieldNumber: 4)
-      }
-      if _storage._blockBytes != 0 {
-        try visitor.visitSingularInt64Field(value: _storage._blockBytes, fieldNumber: 5)
-      }
-      if _storage._tokenCapacity != 0 {
-        try visitor.visitSingularInt64Field(value: _storage._tokenCapacity, fieldNumber: 6)
-      }
-      if _storage._maxContext != 0 {
-        try visitor.visitSingularInt64Field(value: _storage._maxContext, fieldNumber: 7)
-      }
-      try { if let v = _storage._stats {
-        try visitor.visitSingularMessageField(value: v, fieldNumber: 8)
+      try { if let v = _storage._hot {
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 3)
       } }()
-      if !_storage._address.isEmpty {
-        try visitor.visitSingularStringField(value: _storage._address, fieldNumber: 9)
+      try { if let v = _storage._cold {
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 4)
+      } }()
+      if _storage._evictions != 0 {
+        try visitor.visitSingularInt64Field(value: _storage._evictions, fieldNumber: 5)
+      }
+      if _storage._demotions != 0 {
+        try visitor.visitSingularInt64Field(value: _storage._demotions, fieldNumber: 6)
+      }
+      if _storage._cachedBlocks != 0 {
+        try visitor.visitSingularInt64Field(value: _storage._cachedBlocks, fieldNumber: 7)
+      }
+      if _storage._pendingHandoffs != 0 {
+        try visitor.visitSingularInt64Field(value: _storage._pendingHandoffs, fieldNumber: 8)
+      }
+      if _storage._queuedPrefillTokens != 0 {
+        try visitor.visitSingularInt64Field(value: _storage._queuedPrefillTokens, fieldNumber: 9)
       }
     }
     try unknownFields.traverse(visitor: &visitor)
   }
 
-  public static func ==(lhs: Memserve_V1_InstanceInfo, rhs: Memserve_V1_InstanceInfo) -> Bool {
+  public static func ==(lhs: Memserve_V1_EngineCounts, rhs: Memserve_V1_EngineCounts) -> Bool {
     if lhs._storage !== rhs._storage {
       let storagesAreEqual: Bool = withExtendedLifetime((lhs._storage, rhs._storage)) { (_args: (_StorageClass, _StorageClass)) in
         let _storage = _args.0
         let rhs_storage = _args.1
-        if _storage._role != rhs_storage._role {return false}
-        if _storage._pdMode != rhs_storage._pdMode {return false}
-        if _storage._model != rhs_storage._model {return false}
-        if _storage._blockTokens != rhs_storage._blockTokens {return false}
-        if _storage._blockBytes != rhs_storage._blockBytes {return false}
-        if _storage._tokenCapacity != rhs_storage._tokenCapacity {return false}
-        if _storage._maxContext != rhs_storage._maxContext {return false}
-        if _storage._stats != rhs_storage._stats {return false}
-        if _storage._address != rhs_storage._address {return false}
+        if _storage._running != rhs_storage._running {return false}
+        if _storage._waiting != rhs_storage._waiting {return false}
+        if _storage._hot != rhs_storage._hot {return false}
+        if _storage._cold != rhs_storage._cold {return false}
+        if _storage._evictions != rhs_storage._evictions {return false}
+        if _storage._demotions != rhs_storage._demotions {return false}
+        if _storage._cachedBlocks != rhs_storage._cachedBlocks {return false}
+        if _storage._pendingHandoffs != rhs_storage._pendingHandoffs {return false}
+        if _storage._queuedPrefillTokens != rhs_storage._queuedPrefillTokens {return false}
         return true
       }
       if !storagesAreEqual {return false}
     }
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Memserve_V1_CostProfile: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".CostProfile"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}prefill\0\u{3}transfer_bytes_per_s\0\u{3}transfer_latency_s\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeRepeatedMessageField(value: &self.prefill) }()
+      case 2: try { try decoder.decodeSingularDoubleField(value: &self.transferBytesPerS) }()
+      case 3: try { try decoder.decodeSingularDoubleField(value: &self.transferLatencyS) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.prefill.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.prefill, fieldNumber: 1)
+    }
+    if self.transferBytesPerS.bitPattern != 0 {
+      try visitor.visitSingularDoubleField(value: self.transferBytesPerS, fieldNumber: 2)
+    }
+    if self.transferLatencyS.bitPattern != 0 {
+      try visitor.visitSingularDoubleField(value: self.transferLatencyS, fieldNumber: 3)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Memserve_V1_CostProfile, rhs: Memserve_V1_CostProfile) -> Bool {
+    if lhs.prefill != rhs.prefill {return false}
+    if lhs.transferBytesPerS != rhs.transferBytesPerS {return false}
+    if lhs.transferLatencyS != rhs.transferLatencyS {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Memserve_V1_PrefillPoint: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".PrefillPoint"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}tokens\0\u{1}seconds\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularInt64Field(value: &self.tokens) }()
+      case 2: try { try decoder.decodeSingularDoubleField(value: &self.seconds) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.tokens != 0 {
+      try visitor.visitSingularInt64Field(value: self.tokens, fieldNumber: 1)
+    }
+    if self.seconds.bitPattern != 0 {
+      try visitor.visitSingularDoubleField(value: self.seconds, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Memserve_V1_PrefillPoint, rhs: Memserve_V1_PrefillPoint) -> Bool {
+    if lhs.tokens != rhs.tokens {return false}
+    if lhs.seconds != rhs.seconds {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Memserve_V1_InstanceInfo: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".InstanceInfo"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}role\0\u{3}pd_mode\0\u{1}model\0\u{3}block_tokens\0\u{3}block_bytes\0\u{3}token_capacity\0\u{3}max_context\0\u{1}stats\0\u{1}address\0\u{1}profile\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.role) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.pdMode) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.model) }()
+      case 4: try { try decoder.decodeSingularInt64Field(value: &self.blockTokens) }()
+      case 5: try { try decoder.decodeSingularInt64Field(value: &self.blockBytes) }()
+      case 6: try { try decoder.decodeSingularInt64Field(value: &self.tokenCapacity) }()
+      case 7: try { try decoder.decodeSingularInt64Field(value: &self.maxContext) }()
+      case 8: try { try decoder.decodeSingularMessageField(value: &self._stats) }()
+      case 9: try { try decoder.decodeSingularStringField(value: &self.address) }()
+      case 10: try { try decoder.decodeSingularMessageField(value: &self._profile) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    if !self.role.isEmpty {
+      try visitor.visitSingularStringField(value: self.role, fieldNumber: 1)
+    }
+    if !self.pdMode.isEmpty {
+      try visitor.visitSingularStringField(value: self.pdMode, fieldNumber: 2)
+    }
+    if !self.model.isEmpty {
+      try visitor.visitSingularStringField(value: self.model, fieldNumber: 3)
+    }
+    if self.blockTokens != 0 {
+      try visitor.visitSingularInt64Field(value: self.blockTokens, fieldNumber: 4)
+    }
+    if self.blockBytes != 0 {
+      try visitor.visitSingularInt64Field(value: self.blockBytes, fieldNumber: 5)
+    }
+    if self.tokenCapacity != 0 {
+      try visitor.visitSingularInt64Field(value: self.tokenCapacity, fieldNumber: 6)
+    }
+    if self.maxContext != 0 {
+      try visitor.visitSingularInt64Field(value: self.maxContext, fieldNumber: 7)
+    }
+    try { if let v = self._stats {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 8)
+    } }()
+    if !self.address.isEmpty {
+      try visitor.visitSingularStringField(value: self.address, fieldNumber: 9)
+    }
+    try { if let v = self._profile {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 10)
+    } }()
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Memserve_V1_InstanceInfo, rhs: Memserve_V1_InstanceInfo) -> Bool {
+    if lhs.role != rhs.role {return false}
+    if lhs.pdMode != rhs.pdMode {return false}
+    if lhs.model != rhs.model {return false}
+    if lhs.blockTokens != rhs.blockTokens {return false}
+    if lhs.blockBytes != rhs.blockBytes {return false}
+    if lhs.tokenCapacity != rhs.tokenCapacity {return false}
+    if lhs.maxContext != rhs.maxContext {return false}
+    if lhs._stats != rhs._stats {return false}
+    if lhs.address != rhs.address {return false}
+    if lhs._profile != rhs._profile {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -950,7 +1272,7 @@ nonisolated extension Memserve_V1_SamplingParams: SwiftProtobuf.Message, SwiftPr
 
 nonisolated extension Memserve_V1_GenerateRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".GenerateRequest"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}prompt_tokens\0\u{1}sampling\0\u{3}decode_peer\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}prompt_tokens\0\u{1}sampling\0\u{3}decode_peer\0\u{3}trace_id\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -961,6 +1283,7 @@ nonisolated extension Memserve_V1_GenerateRequest: SwiftProtobuf.Message, SwiftP
       case 1: try { try decoder.decodeRepeatedInt32Field(value: &self.promptTokens) }()
       case 2: try { try decoder.decodeSingularMessageField(value: &self._sampling) }()
       case 3: try { try decoder.decodeSingularStringField(value: &self.decodePeer) }()
+      case 4: try { try decoder.decodeSingularStringField(value: &self.traceID) }()
       default: break
       }
     }
@@ -980,6 +1303,9 @@ nonisolated extension Memserve_V1_GenerateRequest: SwiftProtobuf.Message, SwiftP
     if !self.decodePeer.isEmpty {
       try visitor.visitSingularStringField(value: self.decodePeer, fieldNumber: 3)
     }
+    if !self.traceID.isEmpty {
+      try visitor.visitSingularStringField(value: self.traceID, fieldNumber: 4)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -987,6 +1313,7 @@ nonisolated extension Memserve_V1_GenerateRequest: SwiftProtobuf.Message, SwiftP
     if lhs.promptTokens != rhs.promptTokens {return false}
     if lhs._sampling != rhs._sampling {return false}
     if lhs.decodePeer != rhs.decodePeer {return false}
+    if lhs.traceID != rhs.traceID {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -1088,7 +1415,7 @@ nonisolated extension Memserve_V1_GenerateEvent: SwiftProtobuf.Message, SwiftPro
 
 nonisolated extension Memserve_V1_HandoffHeader: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".HandoffHeader"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}tokens\0\u{3}prompt_count\0\u{3}cached_tokens\0\u{1}sampling\0\u{3}rng_state\0\u{3}decoder_pending\0\u{3}stop_pending\0\u{3}block_count\0\u{3}block_bytes\0\u{3}return_peer\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}tokens\0\u{3}prompt_count\0\u{3}cached_tokens\0\u{1}sampling\0\u{3}rng_state\0\u{3}decoder_pending\0\u{3}stop_pending\0\u{3}block_count\0\u{3}block_bytes\0\u{3}return_peer\0\u{3}trace_id\0")
 
   fileprivate class _StorageClass {
     var _tokens: [Int32] = []
@@ -1101,6 +1428,7 @@ nonisolated extension Memserve_V1_HandoffHeader: SwiftProtobuf.Message, SwiftPro
     var _blockCount: Int64 = 0
     var _blockBytes: Int64 = 0
     var _returnPeer: String = String()
+    var _traceID: String = String()
 
       // This property is used as the initial default value for new instances of the type.
       // The type itself is protecting the reference to its storage via CoW semantics.
@@ -1121,6 +1449,7 @@ nonisolated extension Memserve_V1_HandoffHeader: SwiftProtobuf.Message, SwiftPro
       _blockCount = source._blockCount
       _blockBytes = source._blockBytes
       _returnPeer = source._returnPeer
+      _traceID = source._traceID
     }
   }
 
@@ -1149,6 +1478,7 @@ nonisolated extension Memserve_V1_HandoffHeader: SwiftProtobuf.Message, SwiftPro
         case 8: try { try decoder.decodeSingularInt64Field(value: &_storage._blockCount) }()
         case 9: try { try decoder.decodeSingularInt64Field(value: &_storage._blockBytes) }()
         case 10: try { try decoder.decodeSingularStringField(value: &_storage._returnPeer) }()
+        case 11: try { try decoder.decodeSingularStringField(value: &_storage._traceID) }()
         default: break
         }
       }
@@ -1191,6 +1521,9 @@ nonisolated extension Memserve_V1_HandoffHeader: SwiftProtobuf.Message, SwiftPro
       if !_storage._returnPeer.isEmpty {
         try visitor.visitSingularStringField(value: _storage._returnPeer, fieldNumber: 10)
       }
+      if !_storage._traceID.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._traceID, fieldNumber: 11)
+      }
     }
     try unknownFields.traverse(visitor: &visitor)
   }
@@ -1210,6 +1543,7 @@ nonisolated extension Memserve_V1_HandoffHeader: SwiftProtobuf.Message, SwiftPro
         if _storage._blockCount != rhs_storage._blockCount {return false}
         if _storage._blockBytes != rhs_storage._blockBytes {return false}
         if _storage._returnPeer != rhs_storage._returnPeer {return false}
+        if _storage._traceID != rhs_storage._traceID {return false}
         return true
       }
       if !storagesAreEqual {return false}
@@ -1617,6 +1951,313 @@ nonisolated extension Memserve_V1_TransferReply: SwiftProtobuf.Message, SwiftPro
 
   public static func ==(lhs: Memserve_V1_TransferReply, rhs: Memserve_V1_TransferReply) -> Bool {
     if lhs.part != rhs.part {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Memserve_V1_WatchCacheRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".WatchCacheRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap()
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    // Load everything into unknown fields
+    while try decoder.nextFieldNumber() != nil {}
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Memserve_V1_WatchCacheRequest, rhs: Memserve_V1_WatchCacheRequest) -> Bool {
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Memserve_V1_CacheEntry: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".CacheEntry"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}parent\0\u{1}hash\0\u{1}cold\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularFixed64Field(value: &self.parent) }()
+      case 2: try { try decoder.decodeSingularFixed64Field(value: &self.hash) }()
+      case 3: try { try decoder.decodeSingularBoolField(value: &self.cold) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.parent != 0 {
+      try visitor.visitSingularFixed64Field(value: self.parent, fieldNumber: 1)
+    }
+    if self.hash != 0 {
+      try visitor.visitSingularFixed64Field(value: self.hash, fieldNumber: 2)
+    }
+    if self.cold != false {
+      try visitor.visitSingularBoolField(value: self.cold, fieldNumber: 3)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Memserve_V1_CacheEntry, rhs: Memserve_V1_CacheEntry) -> Bool {
+    if lhs.parent != rhs.parent {return false}
+    if lhs.hash != rhs.hash {return false}
+    if lhs.cold != rhs.cold {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Memserve_V1_CacheSnapshot: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".CacheSnapshot"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}entries\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeRepeatedMessageField(value: &self.entries) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.entries.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.entries, fieldNumber: 1)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Memserve_V1_CacheSnapshot, rhs: Memserve_V1_CacheSnapshot) -> Bool {
+    if lhs.entries != rhs.entries {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Memserve_V1_CacheEvent: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".CacheEvent"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}kind\0\u{1}parent\0\u{1}hashes\0\u{1}cold\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularEnumField(value: &self.kind) }()
+      case 2: try { try decoder.decodeSingularFixed64Field(value: &self.parent) }()
+      case 3: try { try decoder.decodeRepeatedFixed64Field(value: &self.hashes) }()
+      case 4: try { try decoder.decodeSingularBoolField(value: &self.cold) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.kind != .inserted {
+      try visitor.visitSingularEnumField(value: self.kind, fieldNumber: 1)
+    }
+    if self.parent != 0 {
+      try visitor.visitSingularFixed64Field(value: self.parent, fieldNumber: 2)
+    }
+    if !self.hashes.isEmpty {
+      try visitor.visitPackedFixed64Field(value: self.hashes, fieldNumber: 3)
+    }
+    if self.cold != false {
+      try visitor.visitSingularBoolField(value: self.cold, fieldNumber: 4)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Memserve_V1_CacheEvent, rhs: Memserve_V1_CacheEvent) -> Bool {
+    if lhs.kind != rhs.kind {return false}
+    if lhs.parent != rhs.parent {return false}
+    if lhs.hashes != rhs.hashes {return false}
+    if lhs.cold != rhs.cold {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Memserve_V1_CacheEvent.Kind: SwiftProtobuf._ProtoNameProviding {
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0INSERTED\0\u{1}EVICTED\0\u{1}SWAPPED_OUT\0\u{1}SWAPPED_IN\0\u{1}DELETED\0")
+}
+
+nonisolated extension Memserve_V1_CacheUpdate: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".CacheUpdate"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}seq\0\u{1}snapshot\0\u{1}event\0\u{1}load\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt64Field(value: &self.seq) }()
+      case 2: try {
+        var v: Memserve_V1_CacheSnapshot?
+        var hadOneofValue = false
+        if let current = self.part {
+          hadOneofValue = true
+          if case .snapshot(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.part = .snapshot(v)
+        }
+      }()
+      case 3: try {
+        var v: Memserve_V1_CacheEvent?
+        var hadOneofValue = false
+        if let current = self.part {
+          hadOneofValue = true
+          if case .event(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.part = .event(v)
+        }
+      }()
+      case 4: try {
+        var v: Memserve_V1_EngineCounts?
+        var hadOneofValue = false
+        if let current = self.part {
+          hadOneofValue = true
+          if case .load(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.part = .load(v)
+        }
+      }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    if self.seq != 0 {
+      try visitor.visitSingularUInt64Field(value: self.seq, fieldNumber: 1)
+    }
+    switch self.part {
+    case .snapshot?: try {
+      guard case .snapshot(let v)? = self.part else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 2)
+    }()
+    case .event?: try {
+      guard case .event(let v)? = self.part else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 3)
+    }()
+    case .load?: try {
+      guard case .load(let v)? = self.part else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 4)
+    }()
+    case nil: break
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Memserve_V1_CacheUpdate, rhs: Memserve_V1_CacheUpdate) -> Bool {
+    if lhs.seq != rhs.seq {return false}
+    if lhs.part != rhs.part {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Memserve_V1_PushPrefixRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".PushPrefixRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}tokens\0\u{1}blocks\0\u{1}destination\0\u{3}trace_id\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeRepeatedInt32Field(value: &self.tokens) }()
+      case 2: try { try decoder.decodeSingularInt64Field(value: &self.blocks) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.destination) }()
+      case 4: try { try decoder.decodeSingularStringField(value: &self.traceID) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.tokens.isEmpty {
+      try visitor.visitPackedInt32Field(value: self.tokens, fieldNumber: 1)
+    }
+    if self.blocks != 0 {
+      try visitor.visitSingularInt64Field(value: self.blocks, fieldNumber: 2)
+    }
+    if !self.destination.isEmpty {
+      try visitor.visitSingularStringField(value: self.destination, fieldNumber: 3)
+    }
+    if !self.traceID.isEmpty {
+      try visitor.visitSingularStringField(value: self.traceID, fieldNumber: 4)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Memserve_V1_PushPrefixRequest, rhs: Memserve_V1_PushPrefixRequest) -> Bool {
+    if lhs.tokens != rhs.tokens {return false}
+    if lhs.blocks != rhs.blocks {return false}
+    if lhs.destination != rhs.destination {return false}
+    if lhs.traceID != rhs.traceID {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Memserve_V1_PushPrefixReply: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".PushPrefixReply"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}cached_blocks\0\u{3}moved_blocks\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularInt64Field(value: &self.cachedBlocks) }()
+      case 2: try { try decoder.decodeSingularInt64Field(value: &self.movedBlocks) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.cachedBlocks != 0 {
+      try visitor.visitSingularInt64Field(value: self.cachedBlocks, fieldNumber: 1)
+    }
+    if self.movedBlocks != 0 {
+      try visitor.visitSingularInt64Field(value: self.movedBlocks, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Memserve_V1_PushPrefixReply, rhs: Memserve_V1_PushPrefixReply) -> Bool {
+    if lhs.cachedBlocks != rhs.cachedBlocks {return false}
+    if lhs.movedBlocks != rhs.movedBlocks {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

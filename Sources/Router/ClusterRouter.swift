@@ -1,4 +1,4 @@
-import Engine
+import Serving
 import Foundation
 import GRPCCore
 import Logging

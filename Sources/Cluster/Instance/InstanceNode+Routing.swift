@@ -1,0 +1,162 @@
+import Dispatch
+import Engine
+import MemPool
+import Router
+import Synchronization
+
+// What a router needs of an instance (`RoutedInstance`): its description with the measured
+// costs, requests, its prompt tree and load as a stream, and the scheduler's transfer orders.
+// The gRPC service serves the same calls to routers in other processes.
+
+extension InstanceNode: RoutedInstance {
+    public func describe() async throws -> InstanceDescription { description }
+
+    /// This instance as `Info` reports it.
+    var description: InstanceDescription {
+        let pool = engine.core.memPool
+        return InstanceDescription(name: name, role: role, mode: mode, model: engine.model.name,
+                                   blockTokens: pool.blockTokens, blockBytes: pool.blockBytes,
+                                   tokenCapacity: engine.tokenCapacity, maxContext: engine.model.transformer.maxContext,
+                                   costs: costs.withLock { $0 }, stats: engine.stats)
+    }
+
+    public func generate(_ request: ServingRequest, decodePeer: String?) -> AsyncThrowingStream<RequestOutput, any Error> {
+        do {
+            return try generate(request, decodePeer: decodePeer).1
+        } catch {
+            return AsyncThrowingStream { $0.finish(throwing: error) }
+        }
+    }
+
+    /// The prompt tree's snapshot, taken on the engine thread together with the subscription
+    /// to its events, so the events that follow are exactly the changes after it. Events are
+    /// numbered here; if the consumer falls so far behind that the buffer overflows, the
+    /// dropped events leave a gap in the numbers and the consumer resubscribes.
+    public func watchCache() -> AsyncThrowingStream<CacheUpdate, any Error> {
+        let (stream, continuation) = AsyncThrowingStream<CacheUpdate, any Error>.makeStream(bufferingPolicy: .bufferingOldest(1 << 16))
+        let engine = engine
+        let subscription = Mutex<(MemPoolSubscription?, ended: Bool)>((nil, false))
+        engine.enqueue({ e in
+            let pool = e.core.memPool
+            if subscription.withLock({ $0.ended }) { return true }
+            continuation.yield(.snapshot(seq: 0, entries: pool.cachedBlockEntries()))
+            let counter = EventCounter()
+            let sub = pool.subscribe { event in
+                counter.seq += 1
+                continuation.yield(.event(seq: counter.seq, event))
+            }
+            subscription.withLock { $0.0 = sub }
+            return true
+        }, dropped: { continuation.finish(throwing: EngineError.shuttingDown) })
+        let loads = Task {
+            for await stats in engine.statsUpdates() { continuation.yield(.load(stats)) }
+            continuation.finish()
+        }
+        continuation.onTermination = { _ in
+            loads.cancel()
+            let sub = subscription.withLock { s -> MemPoolSubscription? in
+                s.ended = true
+                return s.0
+            }
+            if let sub { engine.enqueue { $0.core.memPool.unsubscribe(sub); return true } }
+        }
+        return stream
+    }
+
+    /// Sends the hot KV cached here for the leading `blocks` blocks of `tokens` to
+    /// `destination`, which keeps what it has and indexes the rest (`transfer_with_insert`).
+    /// The blocks are locked while they move.
+    public func pushPrefix(tokens: [Int32], blocks: Int, to destination: String, traceID: String) async throws -> (cached: Int, moved: Int) {
+        let engine = engine
+        let bt = engine.core.memPool.blockTokens
+        let wanted = Array(tokens.prefix(max(0, min(blocks, tokens.count / bt)) * bt))
+        let held: [BlockID] = try await engine.perform { e in
+            let pool = e.core.memPool
+            let match = pool.match(wanted)
+            let hot = Array(match.blocks.prefix { $0.tier == .hot })
+            pool.retain(hot)
+            return hot
+        }
+        defer { engine.enqueue { $0.core.memPool.release(held); return true } }
+        guard !held.isEmpty else { return (0, 0) }
+        let pool = engine.core.memPool
+        let addresses = held.map { UInt(bitPattern: pool.blockPointer($0)) }
+        let moved = try await link(to: destination).transferWithInsert(tokens: Array(wanted.prefix(held.count * bt)),
+                                                                      blocks: addresses, blockBytes: pool.blockBytes)
+        counters.value.withLock { $0.blocksPushed += moved }
+        if !traceID.isEmpty { logger.debug("pushed \(moved) of \(held.count) blocks to \(destination) for \(traceID)") }
+        return (held.count, moved)
+    }
+
+    /// Measures what the router's cost model needs: prefill time at two prompt lengths (on
+    /// the engine, with tokens no one else sends, deleted from the cache after) and the speed
+    /// of moving KV: to itself over gRPC when listening, else a memory copy between blocks.
+    func measureCosts() async {
+        let maxLen = min(engine.model.transformer.maxContext, engine.tokenCapacity) - 2
+        let lengths = [64, 512].map { min($0, maxLen) }.filter { $0 > 0 }
+        var points: [CostInputs.PrefillPoint] = []
+        for n in Set(lengths).sorted() {
+            let tokens = Self.probeTokens(count: n, vocabulary: engine.model.transformer.configuration.vocabularySize)
+            var sampling = SamplingParameters.greedy
+            sampling.maxTokens = 1
+            sampling.ignoreEOS = true
+            let start = DispatchTime.now().uptimeNanoseconds
+            do {
+                let stream = try engine.submit(ServingRequest(promptTokens: tokens, sampling: sampling)).1
+                for try await _ in stream {}
+            } catch {
+                logger.warning("measuring prefill speed failed: \(error)")
+                return
+            }
+            points.append(.init(tokens: n, seconds: Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9))
+            _ = try? await engine.perform { e -> Bool? in _ = e.core.memPool.delete(tokens: tokens); return true }
+        }
+        let (rate, latency) = await measureTransfer()
+        costs.withLock { $0 = CostInputs(prefill: points, transferBytesPerSecond: rate, transferLatencySeconds: latency) }
+    }
+
+    /// Bytes per second and seconds of fixed cost of one KV transfer from here.
+    private func measureTransfer() async -> (Double, Double) {
+        let pool = engine.core.memPool
+        let count = max(1, min(8, pool.hotBlocks / 8))
+        guard let blocks = try? await engine.perform({ e in e.core.memPool.allocate(count) }) else { return (0, 0) }
+        defer { engine.enqueue { $0.core.memPool.release(blocks); return true } }
+        let addresses = blocks.map { UInt(bitPattern: pool.blockPointer($0)) }
+        let bytes = Double(count * pool.blockBytes)
+        if listens, let link = try? link(to: name) {
+            // One tiny transfer for the fixed cost, then the blocks for the rate.
+            var samples: [(Double, Double)] = []
+            for n in [1, count] {
+                let tokens = Self.probeTokens(count: n * pool.blockTokens, vocabulary: engine.model.transformer.configuration.vocabularySize)
+                let start = DispatchTime.now().uptimeNanoseconds
+                guard (try? await link.transferWithInsert(tokens: tokens, blocks: Array(addresses.prefix(n)), blockBytes: pool.blockBytes)) != nil
+                else { return (0, 0) }
+                samples.append((Double(n * pool.blockBytes), Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9))
+                _ = try? await engine.perform { e -> Bool? in _ = e.core.memPool.delete(tokens: tokens); return true }
+            }
+            let (b1, t1) = samples[0], (b2, t2) = samples[1]
+            let rate = t2 > t1 && b2 > b1 ? (b2 - b1) / (t2 - t1) : b2 / max(t2, 1e-9)
+            return (rate, max(0, t1 - b1 / rate))
+        }
+        let start = DispatchTime.now().uptimeNanoseconds
+        for (i, a) in addresses.enumerated() {
+            let b = addresses[(i + 1) % addresses.count]
+            UnsafeMutableRawPointer(bitPattern: b)!.copyMemory(from: UnsafeRawPointer(bitPattern: a)!, byteCount: pool.blockBytes)
+        }
+        return (bytes / max(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9, 1e-9), 0)
+    }
+
+    /// Tokens that no client sends (a fixed pseudo-random walk over the vocabulary).
+    static func probeTokens(count: Int, vocabulary: Int) -> [Int32] {
+        var x: UInt64 = 0x9E37_79B9_7F4A_7C15
+        return (0..<count).map { _ in
+            x = x &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+            return Int32(truncatingIfNeeded: (x >> 33) % UInt64(max(1, vocabulary)))
+        }
+    }
+}
+
+/// Event numbers of one watch (engine thread only).
+private final class EventCounter {
+    var seq: UInt64 = 0
+}
