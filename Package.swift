@@ -89,7 +89,8 @@ let package = Package(
         // The global scheduler's seat: the OpenAI front end's backend over instances in other
         // processes (or this one), routing by the global prompt trees. No engine, no weights.
         .target(name: "Router", dependencies: [
-            "Serving", "MemPool", "Wire",
+            "Serving", "MemPool", "Wire", "Scheduler", "Membership",
+            .product(name: "Metrics", package: "swift-metrics"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             .product(name: "GRPCCore", package: "grpc-swift-2"),
@@ -109,7 +110,7 @@ let package = Package(
             .product(name: "SwiftProtobuf", package: "swift-protobuf"),
         ]),
         // Benchmarks behind `memserve bench`.
-        .target(name: "Bench", dependencies: ["Engine", "Cluster", "Model", "Kernels", "MemPool", "GGUF"], swiftSettings: fast),
+        .target(name: "Bench", dependencies: ["Engine", "Cluster", "Router", "Scheduler", "Model", "Kernels", "MemPool", "GGUF"], swiftSettings: fast),
         // OpenAI-compatible HTTP server over an inference backend, with Prometheus metrics.
         .target(name: "Server", dependencies: [
             "Serving", "Tokenizer", "MemPool",
@@ -132,7 +133,7 @@ let package = Package(
         .testTarget(name: "ModelTests", dependencies: ["Model", "Kernels", "GGUF", "Tokenizer", "Engine"], resources: [.copy("Fixtures")]),
         .testTarget(name: "EngineTests", dependencies: ["Engine", "Model", "Tokenizer", "GGUF", "MemPool"]),
         .testTarget(name: "MemPoolTests", dependencies: ["MemPool", "Kernels"]),
-        .testTarget(name: "ClusterTests", dependencies: ["Cluster", "Router", "Engine", "Model", "MemPool", "GGUF", "Wire", "Kernels"]),
+        .testTarget(name: "ClusterTests", dependencies: ["Cluster", "Router", "Scheduler", "Membership", "Engine", "Model", "MemPool", "GGUF", "Wire", "Kernels"]),
         .testTarget(name: "ServerTests", dependencies: [
             "Server", "Engine", "Model", "GGUF",
             .product(name: "HummingbirdTesting", package: "hummingbird"),

@@ -49,23 +49,21 @@ public enum PDBench {
         let threads = model.pool.threadCount
         for name in ["colocated"] + PDMode.allCases.map(\.rawValue) {
             progress(name)
-            let backend: any InferenceBackend
-            if let mode = PDMode(rawValue: name), transport == .grpc {
-                backend = try await LoopbackCluster.start(model: model, roles: [.prefill, .decode], mode: mode,
-                                                          blocks: model.blocks(forMegabytes: kvMegabytes / 2),
-                                                          threads: max(1, threads / 2))
-            } else if let mode = PDMode(rawValue: name) {
-                let t = max(1, threads / 2)
-                let p = model.sibling(threads: t), d = model.sibling(threads: max(1, threads - t))
-                let blocks = model.blocks(forMegabytes: kvMegabytes / 2)
-                backend = PDCluster(prefillModel: p, prefillPool: try p.makeMemPool(hotBlocks: blocks),
-                                    decodeModel: d, decodePool: try d.makeMemPool(hotBlocks: blocks), mode: mode)
-            } else {
-                let m = model.sibling(threads: threads)
-                backend = EngineService(model: m, memPool: try m.makeMemPool(hotBlocks: model.blocks(forMegabytes: kvMegabytes)))
+            var spec = DeploymentSpec()
+            spec.threads = threads
+            spec.hotBlocks = model.blocks(forMegabytes: kvMegabytes)
+            spec.transport = transport == .grpc ? .loopbackGRPC : .inProcess
+            if let mode = PDMode(rawValue: name) {
+                spec.colocated = 0
+                spec.prefill = 1
+                spec.decode = 1
+                spec.mode = mode
             }
+            let backend = try await Deployment.start(model: model.sibling(threads: threads), spec: spec)
+            let running = Task { try await backend.run() }
             configs[name] = try await replay(backend, w, vocab: model.transformer.configuration.vocabularySize)
-            if let loopback = backend as? LoopbackCluster { await loopback.stop() } else { backend.shutdown() }
+            if let routed = backend as? RoutedDeployment { await routed.stop() } else { backend.shutdown() }
+            _ = try? await running.value
         }
         return Result(conversations: w.conversations, turns: w.turns, arrival_rate_per_s: w.arrivalRate,
                       transport: transport.rawValue, configurations: configs)

@@ -29,20 +29,7 @@ public enum KVTransfer {
     /// caches for them are reused (retained) and only the rest is allocated: a delta.
     /// Returns nil when the receiver has no room (nothing changed).
     public static func reserve(tokens: ArraySlice<Int32>?, blockCount: Int, in receiver: MemPool) -> KVReservation? {
-        var table: [BlockID] = []
-        if let tokens {
-            let match = receiver.match(Array(tokens))
-            table = Array(match.blocks.prefix(blockCount))
-            receiver.retain(table)
-            if let head = table.firstIndex(where: { $0.tier == .cold }) {
-                if let hot = try? receiver.swapIn(table) {
-                    table = hot
-                } else {
-                    receiver.release(Array(table[head...]))
-                    table.removeLast(table.count - head)
-                }
-            }
-        }
+        var table = tokens.map { receiver.acquirePrefix(Array($0), maxBlocks: blockCount) } ?? []
         let have = table.count
         guard let fresh = receiver.allocate(blockCount - have) else {
             receiver.release(table)

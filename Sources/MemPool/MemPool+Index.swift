@@ -33,6 +33,25 @@ extension MemPool {
         return PrefixMatch(blocks: found, tokenCount: found.count * blockTokens, hash: PrefixHash(value: h))
     }
 
+    /// The one way to take a cached prefix into use: matches `tokens`, keeps at most
+    /// `maxBlocks` leading blocks, retains them (the caller holds them from now on) and brings
+    /// cold ones back to the hot tier, where the kernel reads them. Without hot room for the
+    /// cold part, only the hot head is kept. Returns hot blocks, held by the caller.
+    public func acquirePrefix(_ tokens: [Int32], maxBlocks: Int) -> [BlockID] {
+        let match = self.match(tokens)
+        var blocks = Array(match.blocks.prefix(max(0, maxBlocks)))
+        retain(blocks)
+        if let head = blocks.firstIndex(where: { $0.tier == .cold }) {
+            if let hot = try? swapIn(blocks) {
+                blocks = hot
+            } else {
+                release(Array(blocks[head...]))
+                blocks.removeLast(blocks.count - head)
+            }
+        }
+        return blocks
+    }
+
     /// How many leading whole blocks of `tokens` are cached, without touching recency, hit
     /// counts or anything else: for ordering a queue by what each request would reuse.
     public func cachedBlockCount(_ tokens: [Int32]) -> Int {

@@ -4,6 +4,7 @@ import Cluster
 import Engine
 import Foundation
 import Logging
+import Membership
 import ServiceLifecycle
 
 /// One instance in its own process, reachable over gRPC: `memserve serve --peers` (or the
@@ -32,12 +33,22 @@ struct Instance: AsyncParsableCommand {
     @Flag(name: .customLong("no-prefix-caching"), help: "Do not reuse the KV cache of shared prompt prefixes.")
     var noPrefixCaching = false
 
+    @Option(help: "etcd endpoint (http://HOST:PORT) to register with, so routers (`memserve router --etcd`) find this instance; it leaves on shutdown, or when its lease expires if it dies.")
+    var etcd: String?
+
+    @Option(name: .customLong("etcd-prefix"), help: "Key prefix of the deployment in etcd.")
+    var etcdPrefix = "/memserve"
+
+    @Option(name: .customLong("etcd-ttl"), help: "Seconds of the etcd lease: how long a dead instance stays listed.")
+    var etcdTTL = 5
+
     func validate() throws {
         do { _ = try PeerAddress(parsing: listen) } catch { throw ValidationError("--listen: \(error)") }
         if let advertise {
             do { _ = try PeerAddress(parsing: advertise) } catch { throw ValidationError("--advertise: \(error)") }
         }
         if maxRunning < 1 { throw ValidationError("--max-running must be positive") }
+        if etcdTTL < 2 || etcdTTL > 600 { throw ValidationError("--etcd-ttl must be between 2 and 600 seconds") }
     }
 
     func run() async throws {
@@ -51,20 +62,39 @@ struct Instance: AsyncParsableCommand {
         if role == .prefill && pdMode == .caching3 && advertise == nil && ["0.0.0.0", "::"].contains(address.host) {
             log.warning("listening on all interfaces without --advertise: decode instances on other hosts cannot return KV (PD-Caching-3) to \(listen)")
         }
-        let group = ServiceGroup(configuration: .init(services: [node], gracefulShutdownSignals: [.sigterm, .sigint], logger: log))
-        let role = role, mode = pdMode
-        try await withThrowingTaskGroup(of: Void.self) { tasks in
-            tasks.addTask { try await group.run() }
-            tasks.addTask {
-                let address = try await node.listeningAddress
-                log.info("\(role.rawValue) instance, \(mode.rawValue), model \(model.name), KV \(node.engine.tokenCapacity) tokens")
-                // On stdout, so a script that started the instance can read the address.
-                Output.write("listening on grpc://\(address)\n")
-            }
-            try await tasks.waitForAll()
-        }
+        let announce = Announce(node: node, etcd: etcd.map { ($0, etcdPrefix, etcdTTL) }, model: model.name, log: log)
+        // Shut down in reverse: leave etcd first, then drain the instance.
+        let group = ServiceGroup(configuration: .init(services: [
+            .init(service: node),
+            .init(service: announce, successTerminationBehavior: .ignore),
+        ], gracefulShutdownSignals: [.sigterm, .sigint], logger: log))
+        try await group.run()
         log.info("stopped")
     }
 }
 
 extension InstanceRole: ExpressibleByArgument {}
+
+/// Once the instance listens: measures its costs, prints its address, then registers it in
+/// etcd (if asked) until shutdown.
+private struct Announce: Service {
+    let node: InstanceNode
+    let etcd: (endpoint: String, prefix: String, ttl: Int)?
+    let model: String
+    let log: Logger
+
+    func run() async throws {
+        let address = try await node.listeningAddress
+        // Before anyone learns of it: what routers' cost models read from Info.
+        await node.measureCosts()
+        log.info("\(node.role.rawValue) instance, \(node.mode.rawValue), model \(model), KV \(node.engine.tokenCapacity) tokens")
+        // On stdout, so a script that started the instance can read the address.
+        Output.write("listening on grpc://\(address)\n")
+        guard let etcd else { return }
+        let record = MemberRecord(address: node.name, role: node.role.rawValue, pdMode: node.mode.rawValue, model: model)
+        let registration = MembershipRegistration(client: EtcdClient(endpoint: etcd.endpoint), prefix: etcd.prefix, record: record,
+                                                  ttlSeconds: etcd.ttl)
+        log.info("registering as \(node.name) in etcd at \(etcd.endpoint)")
+        try await registration.run()
+    }
+}

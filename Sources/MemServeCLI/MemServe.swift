@@ -6,7 +6,7 @@ struct MemServe: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "memserve",
         abstract: "LLM serving with context caching and prefill/decode disaggregation over an elastic KV memory pool.",
-        subcommands: [Serve.self, Instance.self, Generate.self, Chat.self, BenchCommand.self])
+        subcommands: [Serve.self, RouterCommand.self, Instance.self, Generate.self, Chat.self, BenchCommand.self])
 
     static func bootstrapLogging(verbose: Bool) {
         LoggingSystem.bootstrap { label in

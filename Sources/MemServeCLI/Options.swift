@@ -55,7 +55,10 @@ struct ModelArguments: ParsableArguments {
         return o
     }
 
-    func resolvedPath() throws -> String {
+    func resolvedPath() throws -> String { try Self.resolve(model) }
+
+    /// The model file to use: the one given, or the installed default.
+    static func resolve(_ model: String?) throws -> String {
         if let model { return model }
         guard let path = DefaultModel.locate() else {
             throw CLIError("no model given and the default model is not installed; run `bash scripts/setup.sh` " +

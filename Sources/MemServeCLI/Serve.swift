@@ -4,6 +4,7 @@ import Cluster
 import Engine
 import Foundation
 import Logging
+import MemPool
 import Server
 
 struct Serve: AsyncParsableCommand {
@@ -27,7 +28,10 @@ struct Serve: AsyncParsableCommand {
     @Flag(name: .customLong("no-prefix-caching"), help: "Do not reuse the KV cache of shared prompt prefixes across requests.")
     var noPrefixCaching = false
 
-    @Option(help: "Prefill-only instances in this process (with --decode: disaggregated serving; 0: one colocated engine). One of each moves KV by memory copy; more talk over loopback gRPC.")
+    @Option(help: "Colocated instances in this process behind the embedded router (the global scheduler); 1: one engine, no router.")
+    var instances = 1
+
+    @Option(help: "Prefill-only instances in this process (with --decode: disaggregated serving behind the embedded router).")
     var prefill = 0
 
     @Option(help: "Decode-only instances in this process.")
@@ -36,27 +40,39 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .customLong("pd-mode"), help: "Caching with disaggregation: basic, caching-1, caching-2 or caching-3.")
     var pdMode: PDMode = .caching3
 
+    @Option(help: "How instances of this process talk: in-process (direct calls, KV by memory copy) or grpc (loopback gRPC, as separate processes would).")
+    var transport: DeploymentSpec.Transport = .inProcess
+
     @Option(help: "Serve through instances in other processes (`memserve instance`): comma-separated HOST:PORT list. Roles and PD mode are read from the instances; --model gives the tokenizer.")
     var peers: String?
 
-    var peerAddresses: [PeerAddress] {
-        get throws { try (peers ?? "").split(separator: ",").map { try PeerAddress(parsing: $0.trimmingCharacters(in: .whitespaces)) } }
-    }
+    @OptionGroup var routerArguments: RouterArguments
 
     var servedNames: [String] {
         (servedModelName ?? "").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+    }
+
+    var spec: DeploymentSpec {
+        var d = DeploymentSpec()
+        d.colocated = prefill > 0 ? 0 : instances
+        d.prefill = prefill
+        d.decode = decode
+        d.mode = pdMode
+        d.transport = transport
+        return d
     }
 
     func validate() throws {
         if servedModelName != nil && servedNames.isEmpty { throw ValidationError("--served-model-name needs at least one name") }
         if port < 0 || port > 65_535 { throw ValidationError("--port must be between 0 and 65535") }
         if maxRunning < 1 { throw ValidationError("--max-running must be positive") }
-        if (prefill == 0) != (decode == 0) { throw ValidationError("--prefill and --decode go together") }
-        if prefill < 0 || decode < 0 { throw ValidationError("--prefill and --decode must not be negative") }
+        if instances < 1 || instances > 64 { throw ValidationError("--instances must be between 1 and 64") }
+        if instances > 1 && prefill > 0 { throw ValidationError("--instances (colocated) and --prefill/--decode exclude each other") }
+        if let problem = spec.problem { throw ValidationError(problem) }
         if peers != nil {
-            if prefill > 0 { throw ValidationError("--peers and --prefill/--decode exclude each other") }
+            if prefill > 0 || instances > 1 { throw ValidationError("--peers excludes --instances and --prefill/--decode") }
             do {
-                if try peerAddresses.isEmpty { throw ValidationError("--peers needs at least one HOST:PORT") }
+                if try parsePeers(peers).isEmpty { throw ValidationError("--peers needs at least one HOST:PORT") }
             } catch let e as RemoteError { throw ValidationError("--peers: \(e)") }
         }
     }
@@ -67,35 +83,31 @@ struct Serve: AsyncParsableCommand {
         let registry = PrometheusBootstrap.registry()
         let log = Logger(label: "memserve.serve")
         let model = try modelArguments.load()
-        let scheduler = modelArguments.scheduler(maxRunning: maxRunning, prefixCaching: !noPrefixCaching)
-        let blocks = model.blocks(forMegabytes: modelArguments.kvMegabytes)
         let backend: any InferenceBackend
         if peers != nil {
-            let remote = try await RemoteCluster(model: model.served, peers: try peerAddresses)
-            for p in remote.peerList { log.info("peer \(p.address): \(p.role.rawValue), \(p.mode.rawValue), KV \(p.tokenCapacity) tokens") }
-            backend = remote
-        } else if prefill + decode > 2 {
-            // More than one instance per role: the instances talk over loopback gRPC, as
-            // separate processes would; each gets an equal share of threads and KV memory.
-            let n = prefill + decode
-            let threads = max(1, modelArguments.threads / n)
-            let roles = Array(repeating: InstanceRole.prefill, count: prefill) + Array(repeating: .decode, count: decode)
-            backend = try await LoopbackCluster.start(model: model, roles: roles, mode: pdMode, blocks: max(1, blocks / n),
-                                                      threads: threads, configuration: scheduler)
-            log.info("disaggregated: \(prefill) prefill + \(decode) decode instances over loopback gRPC, \(pdMode.rawValue), \(threads) threads each")
-        } else if prefill == 1 && decode == 1 {
-            // Each instance gets its own threads and half the KV memory; weights are shared.
-            let threads = max(1, modelArguments.threads / 2)
-            let p = model.sibling(threads: threads), d = model.sibling(threads: max(1, modelArguments.threads - threads))
-            backend = PDCluster(prefillModel: p, prefillPool: try p.makeMemPool(hotBlocks: max(1, blocks / 2)),
-                                decodeModel: d, decodePool: try d.makeMemPool(hotBlocks: max(1, blocks / 2)),
-                                mode: pdMode, configuration: scheduler)
-            log.info("disaggregated: 1 prefill + 1 decode instance, \(pdMode.rawValue), \(threads) threads each")
+            let router = try await ClusterRouter.connect(model: model.served, peers: try parsePeers(peers),
+                                                         configuration: routerArguments.configuration)
+            for m in router.memberList { log.info("peer \(m.description.name): \(m.description.role.rawValue), \(m.description.mode.rawValue), KV \(m.description.tokenCapacity) tokens") }
+            backend = router
         } else {
-            backend = EngineService(model: model, memPool: try modelArguments.makeMemPool(for: model), configuration: scheduler)
+            var spec = spec
+            spec.threads = modelArguments.threads
+            spec.hotBlocks = model.blocks(forMegabytes: modelArguments.kvMegabytes)
+            spec.coldBlocks = modelArguments.kvColdMegabytes == 0 ? 0 : model.blocks(forMegabytes: modelArguments.kvColdMegabytes)
+            spec.scheduler = modelArguments.scheduler(maxRunning: maxRunning, prefixCaching: !noPrefixCaching)
+            spec.router = routerArguments.configuration
+            do {
+                backend = try await Deployment.start(model: model, spec: spec)
+            } catch let e as MemPoolError {
+                throw CLIError("cannot allocate the KV cache: \(e)")
+            }
+            if spec.instanceCount > 1 {
+                log.info("\(spec.colocated > 0 ? "\(spec.colocated) colocated" : "\(spec.prefill) prefill + \(spec.decode) decode (\(spec.mode.rawValue))") instances, \(spec.transport.rawValue), behind the router (\(routerArguments.policy.rawValue))")
+            }
         }
-        let server = MemServeServer(engine: backend, configuration: ServerConfiguration(host: host, port: port, servedModelNames: servedNames), registry: registry)
-        log.info("model \(model.name): context \(model.transformer.maxContext) tokens, KV cache \(backend.tokenCapacity) tokens per request, prefix caching \(scheduler.prefixCaching ? "on" : "off")")
+        let server = MemServeServer(engine: backend, configuration: ServerConfiguration(host: host, port: port, servedModelNames: servedNames),
+                                    registry: registry)
+        log.info("model \(model.name): context \(model.transformer.maxContext) tokens, KV cache \(backend.tokenCapacity) tokens per request, prefix caching \(noPrefixCaching ? "off" : "on")")
         let host = self.host
         try await server.run { port in
             // On stdout, so a script that started the server can read the address (logs go to stderr).
@@ -106,3 +118,4 @@ struct Serve: AsyncParsableCommand {
 }
 
 extension PDMode: ExpressibleByArgument {}
+extension DeploymentSpec.Transport: ExpressibleByArgument {}

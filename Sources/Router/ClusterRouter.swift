@@ -1,139 +1,211 @@
-import Serving
+import Dispatch
 import Foundation
-import GRPCCore
 import Logging
+import MemPool
+import Metrics
+import Scheduler
+import Serving
 import ServiceLifecycle
 import Synchronization
-import Wire
 
-/// The front end's view of instances in other processes (`memserve serve --peers ...`): an
-/// `InferenceBackend` that sends each request to a prefill (or colocated) instance and names
-/// the decode instance it should hand the sequence to. Picks the least busy instance of each
-/// role; the global scheduler of the next stage replaces this with prompt-tree locality.
-public final class RemoteCluster: InferenceBackend {
-    public struct Peer: Sendable {
-        public var address: PeerAddress
-        public var role: InstanceRole
-        public var mode: PDMode
-        public var tokenCapacity: Int
-        public var stats: EngineStats
-        /// Answered the last poll. Requests avoid instances that did not.
-        public var healthy = true
+/// The global scheduler at work: an `InferenceBackend` over instances (in other processes or
+/// this one) that routes each request to the instance holding most of its prompt, weighed
+/// against load, from exact global prompt trees that the instances' `WatchCache` streams keep
+/// current. Members join and leave at run time (`add`, `remove`, or a membership feed).
+///
+/// A request that fails before its first token (its instance died) is routed again to another
+/// instance; one that already streamed ends with the instance's error.
+public final class ClusterRouter: InferenceBackend, Sendable {
+    public struct Configuration: Sendable {
+        public var policy: PolicyName = .promptTree
+        /// Tree entries of an instance that stopped answering are dropped after this long.
+        public var ttl: Duration = .seconds(10)
+        /// Attempts per request when instances fail before the first token.
+        public var attempts = 3
+        /// Longest wait for a scheduler-ordered transfer before the request goes ahead anyway.
+        public var transferTimeout: Duration = .seconds(5)
+        public init() {}
+    }
+
+    /// One member as the router tracks it.
+    public struct Member: Sendable {
+        public var id: InstanceID
+        /// The name the router reaches it by.
+        public var name: String
+        public var description: InstanceDescription
+        /// Its watch stream is up (its tree in the scheduler is current).
+        public var connected: Bool
+        /// Requests routed here that have not ended.
+        public var inFlight: Int
     }
 
     public let servedModel: ServedModel
-    public let mode: PDMode
-    public let tokenCapacity: Int
-    private let clients: PeerClients
-    private let peers: Mutex<[Peer]>
-    /// Requests in flight per peer (the load signal between polls).
-    private let inFlight = Mutex<[PeerAddress: Int]>([:])
+    public let configuration: Configuration
+    let scheduler: Mutex<GlobalScheduler>
+    private let members = Mutex<[String: MemberState]>([:])
     private let tasks = Mutex<[RequestID: Task<Void, Never>]>([:])
     private let nextID = Atomic<UInt64>(1)
-    private let state = Mutex((stopping: false, stopped: false))
-    private let logger = Logger(label: "memserve.frontend")
+    private let state = Mutex(RunState())
+    let metrics = RouterMetrics()
+    let logger = Logger(label: "memserve.router")
 
-    /// Asks every peer what it is. Fails unless the peers form a working system: at least one
-    /// instance taking requests, a decode instance for prefill instances, one PD mode, one KV
-    /// layout.
-    public init(model: ServedModel, peers addresses: [PeerAddress], clients: PeerClients = PeerClients(),
-                timeout: Duration = .seconds(10)) async throws {
-        self.servedModel = model
+    struct MemberState: Sendable {
+        var member: Member
+        let instance: any RoutedInstance
+        var watch: Task<Void, Never>?
+        var expiry: Task<Void, Never>?
+        var load: InstanceLoad
+    }
+
+    struct RunState {
+        var stopping = false
+        var stopped = false
+        var waiters: [CheckedContinuation<Void, Never>] = []
+    }
+
+    /// Connections to instances reached over gRPC (members found by address, e.g. through etcd).
+    public let clients: PeerClients
+
+    public init(model: ServedModel, configuration: Configuration = Configuration(), clients: PeerClients = PeerClients()) {
         self.clients = clients
-        var found: [Peer] = []
-        var layout: (Int64, Int64)?
-        for a in addresses {
-            let info = try await Self.info(of: a, clients: clients, timeout: timeout)
-            guard let role = InstanceRole(rawValue: info.role), let mode = PDMode(rawValue: info.pdMode) else {
-                throw RemoteError.incompatiblePeer(peer: a.description, reason: "unknown role '\(info.role)' or mode '\(info.pdMode)'")
-            }
-            if let layout, layout != (info.blockTokens, info.blockBytes) {
-                throw RemoteError.incompatiblePeer(peer: a.description, reason: "its KV blocks (\(info.blockTokens) tokens, \(info.blockBytes) bytes) differ from the other instances'")
-            }
-            layout = (info.blockTokens, info.blockBytes)
-            if info.model != model.name {
-                Logger(label: "memserve.frontend").warning("instance \(a) serves '\(info.model)', the front end tokenizes for '\(model.name)'")
-            }
-            found.append(Peer(address: a, role: role, mode: mode, tokenCapacity: Int(info.tokenCapacity), stats: EngineStats(wire: info.stats)))
-        }
-        let pd = found.filter { $0.role != .colocated }
-        if found.allSatisfy({ $0.role == .decode }) { throw RemoteError.noPeer("no prefill or colocated instance among the peers") }
-        if pd.contains(where: { $0.role == .prefill }) && !pd.contains(where: { $0.role == .decode }) {
-            throw RemoteError.noPeer("prefill instances need at least one decode instance")
-        }
-        let modes = Set(pd.map(\.mode))
-        if modes.count > 1 { throw RemoteError.noPeer("the instances run different PD modes: \(modes.map(\.rawValue).sorted())") }
-        mode = modes.first ?? .caching1
-        tokenCapacity = found.map(\.tokenCapacity).min() ?? 0
-        peers = Mutex(found)
+        servedModel = model
+        self.configuration = configuration
+        scheduler = Mutex(GlobalScheduler(policy: configuration.policy))
     }
 
-    static func info(of address: PeerAddress, clients: PeerClients, timeout: Duration) async throws -> Memserve_V1_InstanceInfo {
-        var options = CallOptions.defaults
-        options.timeout = timeout
-        do {
-            return try await clients.client(for: address).info(Memserve_V1_InfoRequest(), options: options)
-        } catch {
-            throw RemoteError.peerFailed(peer: address.description, reason: (error as? RPCError)?.message ?? "\(error)")
+    // MARK: - Membership
+
+    /// Adds an instance: reads what it is, checks that it fits the others (one KV layout, one
+    /// PD mode), and starts following its cache. Fails for an instance that does not answer or
+    /// does not fit; adding a member again replaces it.
+    @discardableResult
+    public func add(_ instance: any RoutedInstance) async throws -> InstanceDescription {
+        let d = try await instance.describe()
+        try checkFits(d)
+        if d.model != servedModel.name { logger.warning("instance \(d.name) serves '\(d.model)', the router tokenizes for '\(servedModel.name)'") }
+        remove(name: instance.name)
+        let id = scheduler.withLock { $0.join(kind: d.role.kind, profile: InstanceProfile(d)) }
+        let load = InstanceLoad(d.stats)
+        scheduler.withLock { $0.updateLoad(id, load, now: Self.now()) }
+        members.withLock {
+            $0[instance.name] = MemberState(member: Member(id: id, name: instance.name, description: d, connected: false, inFlight: 0),
+                                            instance: instance, watch: nil, expiry: nil, load: load)
+        }
+        let watch = Task { await self.follow(instance.name, instance, id) }
+        members.withLock { $0[instance.name]?.watch = watch }
+        logger.info("instance \(d.name) joined: \(d.role.rawValue), \(d.mode.rawValue), KV \(d.tokenCapacity) tokens")
+        return d
+    }
+
+    /// Removes an instance (it left, or membership says it is gone): its tree entries leave the
+    /// scheduler at once; its requests in flight end with their streams.
+    public func remove(name: String) {
+        guard let m = members.withLock({ $0.removeValue(forKey: name) }) else { return }
+        m.watch?.cancel()
+        m.expiry?.cancel()
+        scheduler.withLock { $0.leave(m.member.id) }
+        logger.info("instance \(name) left")
+    }
+
+    /// The members, for logs and the debug endpoint.
+    public var memberList: [Member] { members.withLock { $0.values.map(\.member) }.sorted { $0.id < $1.id } }
+
+    private func checkFits(_ d: InstanceDescription) throws {
+        let others = members.withLock { $0.values.map(\.member.description) }.filter { $0.name != d.name }
+        if let o = others.first, (o.blockTokens, o.blockBytes) != (d.blockTokens, d.blockBytes) {
+            throw RemoteError.incompatiblePeer(peer: d.name, reason: "its KV blocks (\(d.blockTokens) tokens, \(d.blockBytes) bytes) differ from the other instances' (\(o.blockTokens), \(o.blockBytes))")
+        }
+        if d.role != .colocated, let o = others.first(where: { $0.role != .colocated }), o.mode != d.mode {
+            throw RemoteError.incompatiblePeer(peer: d.name, reason: "it runs \(d.mode.rawValue), the others \(o.mode.rawValue)")
         }
     }
 
-    public var peerList: [Peer] { peers.withLock { $0 } }
-
-    /// Least loaded healthy instance of a role: requests in flight from here, then the last
-    /// polled queue.
-    private func pick(_ roles: Set<InstanceRole>) -> PeerAddress? {
-        let all = peers.withLock { $0 }.filter { roles.contains($0.role) && $0.healthy }
-        let load = inFlight.withLock { $0 }
-        return all.min { a, b in
-            let la = load[a.address, default: 0] + a.stats.waiting, lb = load[b.address, default: 0] + b.stats.waiting
-            return la < lb
-        }?.address
-    }
-
-    public func submit(_ served: ServingRequest) throws(EngineError) -> (RequestID, AsyncThrowingStream<RequestOutput, any Error>) {
-        let promptTokens = served.promptTokens, sampling = served.sampling
-        if promptTokens.isEmpty { throw .emptyPrompt }
-        if let why = sampling.validationError() { throw .invalidSampling(why) }
-        if promptTokens.count + 1 > min(servedModel.maxContext, tokenCapacity) {
-            throw .promptTooLong(tokens: promptTokens.count, limit: min(servedModel.maxContext, tokenCapacity))
-        }
-        if state.withLock({ $0.stopping }) { throw .shuttingDown }
-        let id = nextID.add(1, ordering: .relaxed).oldValue
-        guard let entry = pick([.prefill, .colocated]) else {
-            return (id, Self.failed(RemoteError.noPeer("no prefill or colocated instance is reachable")))
-        }
-        var decode: PeerAddress?
-        if peers.withLock({ $0.first { $0.address == entry }?.role }) == .prefill {
-            decode = pick([.decode])
-            if decode == nil { return (id, Self.failed(RemoteError.noPeer("no decode instance is reachable"))) }
-        }
-        var request = Memserve_V1_GenerateRequest()
-        request.promptTokens = promptTokens
-        request.sampling = sampling.wire
-        request.decodePeer = decode?.description ?? ""
-        let (stream, continuation) = AsyncThrowingStream<RequestOutput, any Error>.makeStream()
-        let involved = [entry] + (decode.map { [$0] } ?? [])
-        inFlight.withLock { for p in involved { $0[p, default: 0] += 1 } }
-        let clients = clients
-        let task = Task {
-            defer {
-                inFlight.withLock { for p in involved { $0[p, default: 1] -= 1 } }
-                _ = tasks.withLock { $0.removeValue(forKey: id) }
-            }
+    /// Follows one member's cache until it is removed: a snapshot, then events (a gap means
+    /// lost events: resubscribe for a fresh snapshot), and its load. When the stream breaks the
+    /// member stops receiving requests; its entries expire after the TTL unless it comes back.
+    private func follow(_ name: String, _ instance: any RoutedInstance, _ id: InstanceID) async {
+        var backoff = Duration.milliseconds(50)
+        while !Task.isCancelled {
             do {
-                let client = try clients.client(for: entry)
-                try await client.generate(request: ClientRequest(message: request)) { response in
-                    for try await event in response.messages {
-                        continuation.yield(RequestOutput(wire: event.output, id: id))
+                updates: for try await update in instance.watchCache() {
+                    let now = Self.now()
+                    switch update {
+                    case let .snapshot(seq, entries):
+                        scheduler.withLock { $0.resync(id, entries: entries.map(CacheEntry.init), seq: seq, now: now) }
+                        setConnected(name, true)
+                        backoff = .milliseconds(50)
+                    case let .event(seq, event):
+                        let verdict = scheduler.withLock { $0.ingest(event, seq: seq, from: id, now: now) }
+                        if verdict == .gap {
+                            metrics.resyncs.increment()
+                            break updates
+                        }
+                    case let .load(stats):
+                        let load = InstanceLoad(stats)
+                        members.withLock {
+                            $0[name]?.load = load
+                            $0[name]?.member.description.stats = stats
+                        }
+                        scheduler.withLock { $0.updateLoad(id, load, now: now) }
                     }
                 }
-                continuation.finish()
             } catch {
-                continuation.finish(throwing: Self.frontendError(error, entry: entry))
-                // An instance may be gone: find out now rather than at the next poll.
-                if !Task.isCancelled { await self.poll() }
+                if !Task.isCancelled { logger.warning("instance \(name): cache stream ended: \(error)") }
             }
+            if Task.isCancelled { return }
+            setConnected(name, false)
+            try? await Task.sleep(for: backoff)
+            backoff = min(backoff * 2, .seconds(2))
+        }
+    }
+
+    private func setConnected(_ name: String, _ connected: Bool) {
+        let ttl = configuration.ttl
+        members.withLock { all in
+            guard var m = all[name], m.member.connected != connected else { return }
+            m.member.connected = connected
+            m.expiry?.cancel()
+            m.expiry = nil
+            if !connected {
+                let id = m.member.id
+                // Not a poll: one timer per disconnection, cancelled if the member comes back.
+                m.expiry = Task { [weak self] in
+                    guard (try? await Task.sleep(for: ttl)) != nil, let self else { return }
+                    _ = self.scheduler.withLock { $0.expire(id) }
+                    self.logger.warning("instance \(name): no cache updates for \(ttl); its entries expired")
+                }
+            }
+            all[name] = m
+        }
+    }
+
+    static func now() -> UInt64 { DispatchTime.now().uptimeNanoseconds }
+
+    // MARK: - Serving
+
+    /// Most tokens one request may hold: the smallest capacity among the entry instances.
+    public var tokenCapacity: Int {
+        members.withLock { all in
+            all.values.filter { $0.member.description.role != .decode }.map(\.member.description.tokenCapacity).min() ?? 0
+        }
+    }
+
+    public var stats: EngineStats {
+        members.withLock { $0.values.map(\.member.description.stats).reduce(EngineStats(), +) }
+    }
+
+    public func submit(_ request: ServingRequest) throws(EngineError) -> (RequestID, AsyncThrowingStream<RequestOutput, any Error>) {
+        if request.promptTokens.isEmpty { throw .emptyPrompt }
+        if let why = request.sampling.validationError() { throw .invalidSampling(why) }
+        let capacity = tokenCapacity
+        let limit = capacity > 0 ? min(servedModel.maxContext, capacity) : servedModel.maxContext
+        if request.promptTokens.count + 1 > limit { throw .promptTooLong(tokens: request.promptTokens.count, limit: limit) }
+        if state.withLock({ $0.stopping }) { throw .shuttingDown }
+        let id = nextID.add(1, ordering: .relaxed).oldValue
+        let (stream, continuation) = AsyncThrowingStream<RequestOutput, any Error>.makeStream()
+        let task = Task {
+            defer { self.finished(id) }
+            await self.serve(request, id: id, into: continuation)
         }
         tasks.withLock { $0[id] = task }
         continuation.onTermination = { reason in
@@ -142,70 +214,106 @@ public final class RemoteCluster: InferenceBackend {
         return (id, stream)
     }
 
-    /// What a client is told when an instance fails: the engine's own refusal where it was one.
-    static func frontendError(_ error: any Error, entry: PeerAddress) -> any Error {
-        guard let rpc = error as? RPCError else { return error }
-        switch rpc.code {
-        case .invalidArgument: return EngineError.invalidSampling(rpc.message)
-        default: return RemoteError.peerFailed(peer: entry.description, reason: rpc.message)
-        }
-    }
-
     public func abort(_ id: RequestID) {
         tasks.withLock { $0[id] }?.cancel()
     }
 
-    /// All instances' counts, as of the last poll.
-    public var stats: EngineStats { peers.withLock { $0.map(\.stats).reduce(EngineStats(), +) } }
-
     public var isStopped: Bool { state.withLock { $0.stopped } }
 
     public func shutdown() {
-        state.withLock { $0.stopping = true }
+        let done = state.withLock { s -> Bool in
+            s.stopping = true
+            return tasks.withLock { $0.isEmpty }
+        }
+        if done { markStopped() }
     }
 
-    /// Service: polls the instances' load until shutdown, then waits for requests in flight.
+    /// Service: runs until graceful shutdown, then waits for the requests in flight.
     public func run() async throws {
         await withGracefulShutdownHandler {
-            while !state.withLock({ $0.stopping }) {
-                await poll()
-                try? await Task.sleep(for: .milliseconds(500))
+            await withCheckedContinuation { c in
+                let now = state.withLock { s -> Bool in
+                    if s.stopped { return true }
+                    s.waiters.append(c)
+                    return false
+                }
+                if now { c.resume() }
             }
-            while !tasks.withLock({ $0.isEmpty }) { try? await Task.sleep(for: .milliseconds(20)) }
-            clients.shutdown()
-            state.withLock { $0.stopped = true }
         } onGracefulShutdown: {
             self.shutdown()
         }
-    }
-
-    /// Refreshes every peer's counts and health (a peer that does not answer within a second
-    /// is skipped by new requests until it answers again).
-    public func poll() async {
-        for p in peerList {
-            let result = await Result(awaiting: { () async throws(any Error) -> Memserve_V1_InstanceInfo in
-                try await Self.info(of: p.address, clients: clients, timeout: .seconds(2))
-            })
-            let info = try? result.get()
-            peers.withLock { all in
-                guard let i = all.firstIndex(where: { $0.address == p.address }) else { return }
-                if all[i].healthy != (info != nil) {
-                    logger.warning("instance \(p.address) is \(info != nil ? "back" : "not answering: \(result)")")
-                }
-                all[i].healthy = info != nil
-                if let info { all[i].stats = EngineStats(wire: info.stats) }
-            }
+        for m in members.withLock({ Array($0.values) }) {
+            m.watch?.cancel()
+            m.expiry?.cancel()
         }
     }
 
-    /// A stream that fails at once (the request never started).
-    static func failed(_ error: any Error) -> AsyncThrowingStream<RequestOutput, any Error> {
-        AsyncThrowingStream { $0.finish(throwing: error) }
+    private func finished(_ id: RequestID) {
+        let last = tasks.withLock { t -> Bool in
+            t.removeValue(forKey: id)
+            return t.isEmpty
+        }
+        if last && state.withLock({ $0.stopping }) { markStopped() }
+    }
+
+    private func markStopped() {
+        let waiters = state.withLock { s -> [CheckedContinuation<Void, Never>] in
+            s.stopped = true
+            defer { s.waiters.removeAll() }
+            return s.waiters
+        }
+        for w in waiters { w.resume() }
     }
 }
 
-extension Result where Failure == any Error {
-    init(awaiting body: () async throws(any Error) -> Success) async {
-        do { self = .success(try await body()) } catch { self = .failure(error) }
+extension InstanceRole {
+    /// The scheduler's name for the kind of instance.
+    var kind: InstanceKind {
+        switch self {
+        case .colocated: .colocated
+        case .prefill: .prefill
+        case .decode: .decode
+        }
+    }
+}
+
+extension InstanceLoad {
+    init(_ s: EngineStats) {
+        self.init(running: s.running, waiting: s.waiting, queuedPrefillTokens: s.queuedPrefillTokens,
+                  freeBlocks: s.hot.free + s.hot.evictable, totalBlocks: s.hot.capacity)
+    }
+}
+
+extension CacheEntry {
+    init(_ e: CachedBlockEntry) { self.init(parent: e.parent, hash: e.hash, tier: e.tier) }
+}
+
+/// The router's metrics (swift-metrics).
+struct RouterMetrics: Sendable {
+    let resyncs = Counter(label: "memserve_router_resyncs_total")
+    let retries = Counter(label: "memserve_router_retries_total")
+    let transfers = Counter(label: "memserve_router_transfer_decisions_total", dimensions: [("decision", "transfer")])
+    let recomputes = Counter(label: "memserve_router_transfer_decisions_total", dimensions: [("decision", "recompute")])
+    let transferPredicted = Metrics.Timer(label: "memserve_router_transfer_seconds", dimensions: [("kind", "predicted")])
+    let transferActual = Metrics.Timer(label: "memserve_router_transfer_seconds", dimensions: [("kind", "actual")])
+    let recomputePredicted = Metrics.Timer(label: "memserve_router_recompute_seconds", dimensions: [("kind", "predicted")])
+
+    func decided(policy: String, matchedTokens: Int) -> Void {
+        Counter(label: "memserve_router_decisions_total", dimensions: [("policy", policy)]).increment()
+        Counter(label: "memserve_router_matched_tokens_total").increment(by: matchedTokens)
+    }
+}
+
+extension InstanceProfile {
+    /// The cost model's view of an instance from what it measured. Until it has measured, its
+    /// prefill is assumed at a millisecond a token and no transfer is ever ordered to or from it.
+    init(_ d: InstanceDescription) {
+        if d.costs.isMeasured {
+            self.init(blockTokens: d.blockTokens, blockBytes: d.blockBytes,
+                      prefillSamples: d.costs.prefill.map { PrefillSample(tokens: $0.tokens, seconds: $0.seconds) },
+                      transferBytesPerSecond: d.costs.transferBytesPerSecond, transferLatencySeconds: d.costs.transferLatencySeconds)
+        } else {
+            self.init(blockTokens: d.blockTokens, blockBytes: d.blockBytes, prefillSecondsPerToken: 1e-3, transferBytesPerSecond: 0)
+        }
     }
 }

@@ -224,12 +224,12 @@ struct Endpoints: Sendable {
         func tier(_ t: TierStats) -> EngineStatsBody.Tier {
             .init(capacity: t.capacity, free: t.free, used: t.used, cached: t.cached)
         }
-        let stopping = engine.isStopped
+        let stopping = engine.isStopped, serving = engine.canServe
         let body = HealthResponse(
-            status: stopping ? "stopped" : "ok", model: modelName,
+            status: stopping ? "stopped" : serving ? "ok" : "unavailable", model: modelName,
             engine: EngineStatsBody(running: s.running, waiting: s.waiting, kvBlocksHot: tier(s.hot), kvBlocksCold: tier(s.cold),
                                     evictions: s.evictions, demotions: s.demotions, cachedBlocks: s.cachedBlocks))
-        return JSONBody.response(body, status: stopping ? .serviceUnavailable : .ok)
+        return JSONBody.response(body, status: stopping || !serving ? .serviceUnavailable : .ok)
     }
 
     func metrics() -> Response {

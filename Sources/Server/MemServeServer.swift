@@ -73,6 +73,7 @@ public struct MemServeServer: Sendable {
         let routes: [String: [HTTPRequest.Method]] = [
             "/v1/completions": [.post], "/v1/chat/completions": [.post],
             "/v1/models": [.get], "/health": [.get], "/metrics": [.get],
+            "/debug/route": [.post], "/debug/trees": [.get],
         ]
         let router = Router(context: ServerContext.self)
         // Added before the routes: middleware applies only to routes registered after it.
@@ -83,6 +84,8 @@ public struct MemServeServer: Sendable {
         router.get("/v1/models/{id}") { _, context in try endpoints.model(named: context.parameters.get("id") ?? "") }
         router.get("/health") { _, _ in endpoints.health() }
         router.get("/metrics") { _, _ in endpoints.metrics() }
+        router.post("/debug/route") { request, context in try await endpoints.debugRoute(request, context) }
+        router.get("/debug/trees") { _, _ in try endpoints.debugTrees() }
 
         return Application(
             router: router,
@@ -95,12 +98,13 @@ public struct MemServeServer: Sendable {
     /// The application and the engine under one service group. On graceful shutdown the
     /// server stops accepting and finishes in-flight requests first; the engine drains after.
     /// - Parameter handleSignals: shut down gracefully on SIGTERM and SIGINT.
-    public func makeServiceGroup(handleSignals: Bool = true,
+    /// - Parameter extraServices: run between the engine and the app (e.g. a membership feed).
+    public func makeServiceGroup(handleSignals: Bool = true, extraServices: [any Service] = [],
                                  onListening: @escaping @Sendable (Int) async -> Void = { _ in }) -> ServiceGroup {
         // Services shut down in reverse order: the app (which still needs the engine for its
         // in-flight requests) before the engine.
         ServiceGroup(configuration: .init(
-            services: [engine, makeApplication(onListening: onListening)],
+            services: [engine] + extraServices + [makeApplication(onListening: onListening)],
             gracefulShutdownSignals: handleSignals ? [.sigterm, .sigint] : [],
             logger: logger))
     }

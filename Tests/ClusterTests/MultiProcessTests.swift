@@ -25,7 +25,7 @@ struct MultiProcessTests {
         defer { decode.stop() }
         let prefill = try await InstanceProcess.start(role: "prefill", mode: mode, model: ProcessModel.path)
         defer { prefill.stop() }
-        let front = try await RemoteCluster(model: model.served, peers: [prefill.address, decode.address])
+        let front = try await ClusterRouter.connect(model: model.served, peers: [prefill.address, decode.address], configuration: LocalNodes.spreading)
         #expect(front.peerList.map(\.role).sorted { $0.rawValue < $1.rawValue } == [.decode, .prefill])
         let got = try await PDClusterTests.conversation { try front.submit(promptTokens: $0, sampling: Self.params(10)).1 }
         #expect(got.map(\.tokens) == expected.map(\.tokens))
@@ -49,7 +49,7 @@ struct MultiProcessTests {
         let doomed = try await InstanceProcess.start(role: "decode", mode: .caching2, model: ProcessModel.path)
         let healthy = try await InstanceProcess.start(role: "decode", mode: .caching2, model: ProcessModel.path)
         defer { healthy.stop(); doomed.stop() }
-        let front = try await RemoteCluster(model: model.served, peers: [prefill.address, doomed.address, healthy.address])
+        let front = try await ClusterRouter.connect(model: model.served, peers: [prefill.address, doomed.address, healthy.address], configuration: LocalNodes.spreading)
 
         // Four long requests; the front end spreads them over both decode instances.
         let length = 3000
@@ -113,7 +113,7 @@ struct MultiProcessTests {
         let decode = try await InstanceProcess.start(role: "decode", mode: .caching3, model: ProcessModel.path)
         defer { decode.stop() }
         let prefill = try await InstanceProcess.start(role: "prefill", mode: .caching3, model: ProcessModel.path)
-        let front = try await RemoteCluster(model: model.served, peers: [prefill.address, decode.address])
+        let front = try await ClusterRouter.connect(model: model.served, peers: [prefill.address, decode.address], configuration: LocalNodes.spreading)
         let streams = try (0..<2).map { i in
             try front.submit(promptTokens: (0..<(50 + i)).map { Int32(9 + $0 % 200) }, sampling: Self.params(3000)).1
         }

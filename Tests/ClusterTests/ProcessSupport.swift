@@ -32,8 +32,9 @@ final class InstanceProcess: Sendable {
     }
 
     /// Starts an instance and waits until it prints its address.
-    static func start(role: String, mode: PDMode, model: String, extra: [String] = []) async throws -> InstanceProcess {
-        let args = ["instance", "--role", role, "--pd-mode", mode.rawValue, "--listen", "127.0.0.1:0", "--model", model,
+    static func start(role: String, mode: PDMode, model: String, listen: String = "127.0.0.1:0",
+                      extra: [String] = []) async throws -> InstanceProcess {
+        let args = ["instance", "--role", role, "--pd-mode", mode.rawValue, "--listen", listen, "--model", model,
                     "--threads", "1", "--max-context", "4096", "--max-batch-tokens", "64", "--kv-mb", "32"] + extra
         let (process, address) = try await launch(args, name: role, prefix: "listening on grpc://")
         return InstanceProcess(process: process, address: try PeerAddress(parsing: address), role: role)

@@ -14,10 +14,18 @@ struct LocalNodes {
     var nodes: [InstanceNode]
     var tasks: [Task<Void, any Error>]
     /// The front end (none for a set of decode instances alone).
-    var frontEnd: RemoteCluster?
+    var frontEnd: ClusterRouter?
     var addresses: [PeerAddress]
 
-    var front: RemoteCluster { frontEnd! }
+    var front: ClusterRouter { frontEnd! }
+
+    /// These tests check that load spreads over instances; which instance caches what is the
+    /// routing tests' concern.
+    static var spreading: ClusterRouter.Configuration {
+        var c = ClusterRouter.Configuration()
+        c.policy = .leastLoaded
+        return c
+    }
 
     var prefill: InstanceNode { nodes.first { $0.role == .prefill }! }
     var decode: InstanceNode { nodes.first { $0.role == .decode }! }
@@ -33,7 +41,7 @@ struct LocalNodes {
             nodes.append(node)
             addresses.append(try await node.listeningAddress)
         }
-        let front = roles.contains(where: { $0 != .decode }) ? try await RemoteCluster(model: PDClusterTests.base.served, peers: addresses) : nil
+        let front = roles.contains(where: { $0 != .decode }) ? try await ClusterRouter.connect(model: PDClusterTests.base.served, peers: addresses, configuration: LocalNodes.spreading) : nil
         return LocalNodes(nodes: nodes, tasks: tasks, frontEnd: front, addresses: addresses)
     }
 

@@ -61,8 +61,15 @@ struct RemoteTests {
     @Test("two instances per role share the load and answer like one engine")
     func twoPerRole() async throws {
         let expected = try await Self.expected()
-        let c = try await LoopbackCluster.start(model: PDClusterTests.base, roles: [.prefill, .prefill, .decode, .decode],
-                                                mode: .caching3, blocks: 96, threads: 1)
+        var spec = DeploymentSpec()
+        spec.colocated = 0
+        spec.prefill = 2
+        spec.decode = 2
+        spec.transport = .loopbackGRPC
+        spec.threads = 4
+        spec.hotBlocks = 4 * 96
+        spec.router = LocalNodes.spreading
+        let c = try await RoutedDeployment.start(model: PDClusterTests.base, spec: spec)
         let answers = try await withThrowingTaskGroup(of: [[Int32]].self) { group in
             for _ in 0..<4 {
                 group.addTask {

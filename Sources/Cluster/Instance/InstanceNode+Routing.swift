@@ -91,7 +91,8 @@ extension InstanceNode: RoutedInstance {
     /// Measures what the router's cost model needs: prefill time at two prompt lengths (on
     /// the engine, with tokens no one else sends, deleted from the cache after) and the speed
     /// of moving KV: to itself over gRPC when listening, else a memory copy between blocks.
-    func measureCosts() async {
+    /// Call it once the instance runs, before routers learn of it.
+    public func measureCosts() async {
         let maxLen = min(engine.model.transformer.maxContext, engine.tokenCapacity) - 2
         let lengths = [64, 512].map { min($0, maxLen) }.filter { $0 > 0 }
         var points: [CostInputs.PrefillPoint] = []

@@ -121,8 +121,6 @@ public final class InstanceNode: Service, Sendable {
                     self.advertised.withLock { if $0.isEmpty { $0 = bound.description } }
                 }
                 group.addTask { try await self.engine.run() }
-                let measuring = Task { await self.measureCosts() }
-                defer { measuring.cancel() }
                 try await group.next()
                 self.shutdown()
                 try await group.waitForAll()

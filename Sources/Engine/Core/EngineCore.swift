@@ -382,21 +382,7 @@ public final class EngineCore {
     /// sampling needs the logits of the last one.
     private func attachCachedPrefix(_ s: SequenceState) {
         let bt = blockTokens
-        let match = memPool.match(s.tokens)
-        let usable = min(match.blocks.count, (s.tokens.count - 1) / bt)
-        guard usable > 0 else { return }
-        var blocks = Array(match.blocks[0..<usable])
-        memPool.retain(blocks)
-        if blocks.contains(where: { $0.tier == .cold }) {
-            if let hot = try? memPool.swapIn(blocks) {
-                blocks = hot
-            } else {
-                // Not enough hot memory to bring the cold part back: keep the hot head only.
-                let head = blocks.firstIndex { $0.tier == .cold } ?? blocks.count
-                memPool.release(Array(blocks[head...]))
-                blocks.removeLast(blocks.count - head)
-            }
-        }
+        let blocks = memPool.acquirePrefix(s.tokens, maxBlocks: (s.tokens.count - 1) / bt)
         guard !blocks.isEmpty else { return }
         s.blocks = blocks.map(\.rawValue)
         s.computed = blocks.count * bt

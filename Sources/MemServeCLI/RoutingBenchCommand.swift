@@ -1,0 +1,52 @@
+import ArgumentParser
+import Bench
+import Foundation
+
+struct RoutingBenchCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "routing",
+        abstract: "Multi-turn chats with shared documents over several colocated instances, once per routing policy, beside one instance with all their memory (hit rate, TTFT, JCT).")
+
+    @OptionGroup var modelArguments: ModelArguments
+    @OptionGroup var output: BenchOutputArguments
+    @Option var instances = 4
+    @Option var conversations = 24
+    @Option var groups = 4
+    @Option(name: .customLong("document-tokens"), help: "Tokens of each group's shared system prompt or document.") var documentTokens = 384
+    @Option(name: .customLong("rate"), help: "Conversations arriving per second (Poisson).") var rate = 4.0
+    @Option(name: .customLong("kv-mb-per-instance"), help: "Hot KV memory of each instance, MiB (the single instance gets all of it).")
+    var kvPerInstance = 64
+
+    func validate() throws {
+        if instances < 2 || instances > 16 { throw ValidationError("--instances must be between 2 and 16") }
+        if conversations < 1 || groups < 1 || documentTokens < 1 { throw ValidationError("counts must be positive") }
+        if !(rate > 0) { throw ValidationError("--rate must be positive") }
+    }
+
+    func run() async throws {
+        MemServe.bootstrapLogging(verbose: modelArguments.verbose)
+        let model = try modelArguments.load()
+        var w = RoutingBench.Workload()
+        w.instances = instances
+        w.conversations = conversations
+        w.groups = groups
+        w.documentTokens = documentTokens
+        w.arrivalRate = rate
+        let r = try await RoutingBench.run(model: model, workload: w, kvMegabytes: kvPerInstance) {
+            FileHandle.standardError.write(Data("bench: \($0)\n".utf8))
+        }
+        if output.json { try printJSON(r); return }
+        Output.write("\(r.instances) instances, \(r.conversations) conversations (\(r.requests) requests), \(r.arrival_rate_per_s)/s\n")
+        Output.write("policy          hit rate   TTFT avg/p99 ms     JCT avg/p99 ms\n")
+        func row(_ name: String, _ p: RoutingBench.PolicyResult) {
+            Output.write(name.padding(toLength: 15, withPad: " ", startingAt: 0) +
+                String(format: " %6.1f%%  %7.1f / %-8.1f %7.1f / %-8.1f\n", 100 * p.hit_rate, p.ttft_avg_ms, p.ttft_p99_ms,
+                       p.jct_avg_ms, p.jct_p99_ms))
+        }
+        for name in r.policies.keys.sorted() { row(name, r.policies[name]!) }
+        row("single", r.single_instance)
+        for (k, v) in r.prompt_tree_p99_ttft_improvement.sorted(by: { $0.key < $1.key }) {
+            Output.write(String(format: "prompt-tree P99 TTFT vs %@: %.0f%% better\n", k, 100 * v))
+        }
+    }
+}

@@ -1,0 +1,153 @@
+import Foundation
+import MemPool
+import Metrics
+import Scheduler
+import Serving
+
+// One request through the router: route (entry instance, and a decode instance for PD),
+// carry out the scheduler's transfer order if it gave one, then relay the outputs; retry on
+// another instance if the chosen one fails before the first token.
+
+extension ClusterRouter {
+    /// Where one attempt of a request goes.
+    struct Plan {
+        var entry: InstanceID
+        var entryName: String
+        var instance: any RoutedInstance
+        var decodeName: String?
+        var decode: InstanceID?
+        var decision: RoutingDecision
+        var decodeDecision: RoutingDecision?
+    }
+
+    /// Tokens per block, shared by every member (nil before any joined).
+    var blockTokens: Int? { members.withLock { $0.values.first?.member.description.blockTokens } }
+
+    /// The kind of instance that takes requests: colocated when there are any, else prefill.
+    private func entryKind(_ all: [MemberState]) -> InstanceKind {
+        all.contains { $0.member.description.role == .colocated } ? .colocated : .prefill
+    }
+
+    /// Routes a request without sending it: the decisions a `Plan` would carry.
+    func plan(_ request: ServingRequest, excluding failed: Set<InstanceID>) -> Plan? {
+        let all = members.withLock { Array($0.values) }
+        guard let bt = all.first?.member.description.blockTokens else { return nil }
+        let hashes = PrefixHash.chain(request.promptTokens, blockTokens: bt)
+        let unavailable = failed.union(all.filter { !$0.member.connected }.map(\.member.id))
+        let now = Self.now(), kind = entryKind(all)
+        let decision = scheduler.withLock {
+            $0.route(hashes: hashes, promptTokens: request.promptTokens.count, kind: kind, session: request.session,
+                     now: now, excluding: unavailable)
+        }
+        guard let entry = decision.chosen, let member = all.first(where: { $0.member.id == entry }) else { return nil }
+        var plan = Plan(entry: entry, entryName: member.instance.name, instance: member.instance, decodeName: nil, decode: nil,
+                        decision: decision, decodeDecision: nil)
+        if member.member.description.role == .prefill {
+            let d = scheduler.withLock {
+                $0.route(hashes: hashes, promptTokens: request.promptTokens.count, kind: .decode, session: request.session,
+                         now: now, excluding: unavailable)
+            }
+            guard let decode = d.chosen, let dm = all.first(where: { $0.member.id == decode }) else { return nil }
+            plan.decode = decode
+            plan.decodeName = dm.instance.name
+            plan.decodeDecision = d
+        }
+        return plan
+    }
+
+    func serve(_ request: ServingRequest, id: RequestID, into out: AsyncThrowingStream<RequestOutput, any Error>.Continuation) async {
+        var failed: Set<InstanceID> = []
+        var lastError: any Error = RemoteError.noPeer("no instance can take requests")
+        for attempt in 0..<max(1, configuration.attempts) {
+            if Task.isCancelled { return out.finish() }
+            guard let plan = plan(request, excluding: failed) else { break }
+            if attempt > 0 { metrics.retries.increment() }
+            metrics.decided(policy: configuration.policy.rawValue, matchedTokens: plan.decision.chosenMatchedTokens)
+            routed(plan, request)
+            defer { unrouted(plan) }
+            if let order = plan.decision.transfer { await carryOut(order, request) }
+            var started = false
+            do {
+                for try await output in plan.instance.generate(request, decodePeer: plan.decodeName) {
+                    var o = output
+                    o.id = id
+                    started = true
+                    out.yield(o)
+                }
+                return out.finish()
+            } catch {
+                // A refusal is the request's own; after output the client has seen part of an
+                // answer: both end here. Before output, another instance may serve it.
+                if started || error is EngineError || Task.isCancelled { return out.finish(throwing: error) }
+                lastError = error
+                failed.insert(plan.entry)
+                logger.warning("request \(request.traceID.isEmpty ? "\(id)" : request.traceID) failed on \(plan.entryName) before its first token, routing again: \(error)")
+            }
+        }
+        out.finish(throwing: lastError)
+    }
+
+    /// Counts the request against its instances until their next load report, so a burst does
+    /// not all go to the instance that looked idlest a moment ago.
+    private func routed(_ plan: Plan, _ request: ServingRequest) {
+        let uncached = max(0, request.promptTokens.count - plan.decision.chosenMatchedTokens)
+        for (id, tokens) in [(plan.entry, uncached)] + (plan.decode.map { [($0, 0)] } ?? []) {
+            let load = members.withLock { all -> InstanceLoad? in
+                guard let key = all.first(where: { $0.value.member.id == id })?.key else { return nil }
+                all[key]!.member.inFlight += 1
+                all[key]!.load.waiting += 1
+                all[key]!.load.queuedPrefillTokens += tokens
+                return all[key]!.load
+            }
+            if let load { scheduler.withLock { $0.updateLoad(id, load, now: Self.now()) } }
+        }
+    }
+
+    private func unrouted(_ plan: Plan) {
+        members.withLock { all in
+            for id in [plan.entry] + (plan.decode.map { [$0] } ?? []) {
+                if let key = all.first(where: { $0.value.member.id == id })?.key { all[key]!.member.inFlight -= 1 }
+            }
+        }
+    }
+
+    /// The scheduler judged moving the missing blocks from their holder cheaper than
+    /// recomputing them: the holder pushes them to the chosen instance before the request goes
+    /// there. A transfer that fails or times out only costs the recompute it meant to save.
+    private func carryOut(_ order: TransferOrder, _ request: ServingRequest) async {
+        let (source, destination) = members.withLock { all in
+            (all.values.first { $0.member.id == order.source }?.instance,
+             all.values.first { $0.member.id == order.destination }?.instance.name)
+        }
+        guard let source, let destination else { return }
+        metrics.transfers.increment()
+        metrics.transferPredicted.record(.seconds(order.predictedTransferSeconds))
+        metrics.recomputePredicted.record(.seconds(order.predictedRecomputeSeconds))
+        let start = ContinuousClock.now
+        let timeout = configuration.transferTimeout
+        do {
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask {
+                    _ = try await source.pushPrefix(tokens: request.promptTokens, blocks: order.toBlock, to: destination,
+                                                    traceID: request.traceID)
+                }
+                group.addTask {
+                    try await Task.sleep(for: timeout)
+                    throw RemoteError.peerFailed(peer: source.name, reason: "transfer timed out after \(timeout)")
+                }
+                try await group.next()
+                group.cancelAll()
+            }
+            metrics.transferActual.record(ContinuousClock.now - start)
+        } catch {
+            logger.warning("transfer of \(order.toBlock - order.fromBlock) blocks from \(source.name) to \(destination) failed: \(error)")
+        }
+    }
+}
+
+extension Metrics.Timer {
+    func record(_ d: Duration) {
+        let (s, atto) = d.components
+        recordNanoseconds(s * 1_000_000_000 + atto / 1_000_000_000)
+    }
+}

@@ -1,0 +1,167 @@
+import Foundation
+import MemPool
+import Scheduler
+import Testing
+@testable import Cluster
+@testable import Engine
+@testable import Router
+
+/// The global scheduler over instances of this process and over loopback gRPC: routing by
+/// prompt trees, trees kept exact by events, and the transfer-or-recompute decision.
+@Suite("Router over instances", .serialized)
+struct RouterTests {
+    static func spec(_ n: Int, policy: PolicyName, transport: DeploymentSpec.Transport = .inProcess, blocks: Int = 96,
+                     cold: Int = 0) -> DeploymentSpec {
+        var s = DeploymentSpec()
+        s.colocated = n
+        s.threads = n
+        s.hotBlocks = n * blocks
+        s.coldBlocks = n * cold
+        s.transport = transport
+        s.router.policy = policy
+        return s
+    }
+
+    /// Conversations `0..<count`, each four turns, one after another; per turn its cached tokens.
+    static func conversations(_ backend: any InferenceBackend, count: Int) async throws -> [[(tokens: [Int32], cached: Int)]] {
+        var all: [[(tokens: [Int32], cached: Int)]] = []
+        for c in 0..<count {
+            var history: [Int32] = (0..<45).map { Int32(3 + ($0 * 37 + c * 101) % 250) }
+            var turns: [(tokens: [Int32], cached: Int)] = []
+            for turn in 0..<4 {
+                let r = try await PDClusterTests.collect(try backend.submit(ServingRequest(promptTokens: history, sampling: PDClusterTests.params(6))).1)
+                turns.append((r.tokens, r.cached))
+                history += r.tokens + (0..<11).map { Int32(20 + $0 * 3 + turn + c) }
+            }
+            all.append(turns)
+        }
+        return all
+    }
+
+    @Test("prompt-tree routing keeps each conversation where its history is; round-robin loses it")
+    func promptTreeFollowsHistory() async throws {
+        let single = EngineService(model: PDClusterTests.base.sibling(threads: 1), memPool: try PDClusterTests.base.makeMemPool(hotBlocks: 96))
+        let expected = try await Self.conversations(single, count: 3)
+        single.shutdown()
+        var cachedByPolicy: [PolicyName: Int] = [:]
+        for policy in [PolicyName.promptTree, .roundRobin] {
+            let d = try await RoutedDeployment.start(model: PDClusterTests.base, spec: Self.spec(3, policy: policy))
+            let got = try await Self.conversations(d, count: 3)
+            #expect(got.map { $0.map(\.tokens) } == expected.map { $0.map(\.tokens) }, "\(policy): same answers as one engine")
+            if policy == .promptTree {
+                for conv in got { #expect(conv.dropFirst().allSatisfy { $0.cached > 0 }, "every later turn finds its history") }
+            }
+            cachedByPolicy[policy] = got.flatMap { $0.map(\.cached) }.reduce(0, +)
+            await d.stop()
+        }
+        #expect(cachedByPolicy[.promptTree]! > cachedByPolicy[.roundRobin]!)
+    }
+
+    /// The router's view of an instance, and the instance's own tree, as hash -> tier.
+    static func views(_ d: RoutedDeployment) async throws -> [(router: [PrefixHash: BlockTier], own: [PrefixHash: BlockTier])] {
+        var out: [(router: [PrefixHash: BlockTier], own: [PrefixHash: BlockTier])] = []
+        for m in d.router.memberList {
+            guard let node = d.nodes.first(where: { $0.name == m.name || $0.name == m.description.name }) else { continue }
+            let own = try await node.engine.perform { e in e.core.memPool.cachedBlockEntries() }
+            let routerView = d.router.scheduler.withLock { $0.view(of: m.id) }
+            out.append((routerView, Dictionary(own.map { ($0.hash, $0.tier) }, uniquingKeysWith: { a, _ in a })))
+        }
+        return out
+    }
+
+    @Test("the router's trees equal every instance's own tree after evictions, swaps and deletes",
+          arguments: DeploymentSpec.Transport.allCases)
+    func treesAreExact(transport: DeploymentSpec.Transport) async throws {
+        // Small pools with a cold tier: the workload evicts, demotes and swaps back in.
+        let d = try await RoutedDeployment.start(model: PDClusterTests.base,
+                                                 spec: Self.spec(2, policy: .roundRobin, transport: transport, blocks: 20, cold: 12))
+        var random = RandomSource(seed: 77)
+        let prefixes: [[Int32]] = (0..<4).map { p in (0..<32).map { Int32(3 + ($0 * 29 + p * 53) % 250) } }
+        for round in 0..<3 {
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for _ in 0..<12 {
+                    let prefix = prefixes[Int(random.next() % 4)]
+                    let tail = (0..<Int(16 + random.next() % 40)).map { _ in Int32(3 + random.next() % 250) }
+                    let stream = try d.submit(ServingRequest(promptTokens: prefix + tail, sampling: PDClusterTests.params(4))).1
+                    group.addTask { _ = try await PDClusterTests.collect(stream) }
+                }
+                try await group.waitForAll()
+            }
+            // Deletes, as an operator would: the event reaches the router like the others.
+            for node in d.nodes {
+                let victim = prefixes[round]
+                _ = try await node.engine.perform { e -> Bool? in _ = e.core.memPool.delete(tokens: victim); return true }
+            }
+            // Quiescent: nothing runs; the router has every event once the views agree.
+            var agree = false
+            for _ in 0..<400 {
+                let v = try await Self.views(d)
+                if v.count == 2 && v.allSatisfy({ $0.router == $0.own }) { agree = true; break }
+                try await Task.sleep(for: .milliseconds(5))
+            }
+            let v = try await Self.views(d)
+            #expect(agree, "round \(round): router views \(v.map(\.router.count)) vs own trees \(v.map(\.own.count))")
+            #expect(v.contains { !$0.own.isEmpty }, "something is cached")
+        }
+        await d.stop()
+    }
+
+    @Test("transfer or recompute: a fast link moves the holder's blocks, a slow one recomputes")
+    func transferOrRecompute() async throws {
+        for slow in [false, true] {
+            let base = PDClusterTests.base
+            let nodes = try (0..<2).map { _ in
+                let m = base.sibling(threads: 1)
+                return InstanceNode(model: m, memPool: try m.makeMemPool(hotBlocks: 96), role: .colocated, mode: .caching1, listen: nil)
+            }
+            for a in nodes { for b in nodes where a !== b { a.connect(b) } }
+            let tasks = nodes.map { n in Task { try await n.run() } }
+            for n in nodes {
+                await n.measureCosts()
+                if slow { n.costs.withLock { $0.transferBytesPerSecond = 1 } }
+            }
+            var config = ClusterRouter.Configuration()
+            config.policy = .roundRobin
+            let router = ClusterRouter(model: base.served, configuration: config)
+            for n in nodes { try await router.add(n) }
+            for _ in 0..<200 where !router.memberList.allSatisfy(\.connected) { try await Task.sleep(for: .milliseconds(5)) }
+            let prompt: [Int32] = (0..<200).map { Int32(3 + ($0 * 41) % 250) }
+            let first = try await PDClusterTests.collect(try router.submit(ServingRequest(promptTokens: prompt, sampling: PDClusterTests.params(2))).1)
+            #expect(first.cached == 0)
+            // Let the holder's events reach the router before the next decision.
+            for _ in 0..<400 {
+                let members = router.memberList
+                if router.scheduler.withLock({ s in members.contains { !s.view(of: $0.id).isEmpty } }) { break }
+                try await Task.sleep(for: .milliseconds(5))
+            }
+            // Round robin sends the next request to the other instance, which holds nothing.
+            let second = try await PDClusterTests.collect(try router.submit(ServingRequest(promptTokens: prompt + [7, 8, 9], sampling: PDClusterTests.params(2))).1)
+            let pushed = nodes.map(\.transferStats.blocksPushed).reduce(0, +)
+            if slow {
+                #expect(second.cached == 0, "recomputed")
+                #expect(pushed == 0)
+            } else {
+                #expect(second.cached >= 176, "the blocks came from the holder: \(second.cached)")
+                #expect(pushed >= 11)
+            }
+            #expect(first.tokens.count == 2 && second.tokens.count == 2)
+            router.shutdown()
+            for n in nodes { n.shutdown() }
+            for t in tasks { _ = try? await t.value }
+        }
+    }
+
+    @Test("the debug explanation lists every candidate and the choice")
+    func explain() async throws {
+        let d = try await RoutedDeployment.start(model: PDClusterTests.base, spec: Self.spec(2, policy: .promptTree))
+        let prompt: [Int32] = (0..<80).map { Int32(3 + ($0 * 7) % 250) }
+        _ = try await PDClusterTests.collect(try d.submit(ServingRequest(promptTokens: prompt, sampling: PDClusterTests.params(2))).1)
+        let json = try JSONSerialization.jsonObject(with: d.explainRoute(ServingRequest(promptTokens: prompt, sampling: .greedy))) as? [String: Any]
+        let entry = try #require(json?["entry"] as? [String: Any])
+        #expect(entry["chosen"] != nil)
+        #expect((json?["members"] as? [Any])?.count == 2)
+        let trees = try JSONSerialization.jsonObject(with: d.treeSummary()) as? [String: Any]
+        #expect(trees?["trees"] != nil)
+        await d.stop()
+    }
+}
