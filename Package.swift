@@ -74,6 +74,8 @@ let package = Package(
             "Tokenizer", "GGUF", "MemPool",
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ]),
+        // The global scheduler's data: global prompt trees, routing policies, cost model. No I/O.
+        .target(name: "Scheduler", dependencies: ["MemPool"], swiftSettings: fast),
         // Sequences, batching, sampling, generation loop.
         .target(name: "Engine", dependencies: [
             "Serving", "Model", "Tokenizer", "Kernels", "MemPool",

@@ -29,9 +29,9 @@ extension ClusterRouter {
     }
 
     /// Routes a request without sending it: the decisions a `Plan` would carry.
-    func plan(_ request: ServingRequest, excluding failed: Set<InstanceID>) -> Plan? {
+    func plan(_ request: ServingRequest, excluding failed: Set<InstanceID>) throws(RemoteError) -> Plan {
         let all = members.withLock { Array($0.values) }
-        guard let bt = all.first?.member.description.blockTokens else { return nil }
+        guard let bt = all.first?.member.description.blockTokens else { throw .noPeer("no instance has joined") }
         let hashes = PrefixHash.chain(request.promptTokens, blockTokens: bt)
         let unavailable = failed.union(all.filter { !$0.member.connected }.map(\.member.id))
         let now = Self.now(), kind = entryKind(all)
@@ -39,7 +39,9 @@ extension ClusterRouter {
             $0.route(hashes: hashes, promptTokens: request.promptTokens.count, kind: kind, session: request.session,
                      now: now, excluding: unavailable)
         }
-        guard let entry = decision.chosen, let member = all.first(where: { $0.member.id == entry }) else { return nil }
+        guard let entry = decision.chosen, let member = all.first(where: { $0.member.id == entry }) else {
+            throw .noPeer("no \(kind == .colocated ? "colocated" : "prefill") instance is reachable" + Self.down(all, kind, unavailable))
+        }
         var plan = Plan(entry: entry, entryName: member.instance.name, instance: member.instance, decodeName: nil, decode: nil,
                         decision: decision, decodeDecision: nil)
         if member.member.description.role == .prefill {
@@ -47,7 +49,9 @@ extension ClusterRouter {
                 $0.route(hashes: hashes, promptTokens: request.promptTokens.count, kind: .decode, session: request.session,
                          now: now, excluding: unavailable)
             }
-            guard let decode = d.chosen, let dm = all.first(where: { $0.member.id == decode }) else { return nil }
+            guard let decode = d.chosen, let dm = all.first(where: { $0.member.id == decode }) else {
+                throw .noPeer("no decode instance is reachable" + Self.down(all, .decode, unavailable))
+            }
             plan.decode = decode
             plan.decodeName = dm.instance.name
             plan.decodeDecision = d
@@ -55,23 +59,38 @@ extension ClusterRouter {
         return plan
     }
 
+    /// ": A, B not answering" for the members of `kind` that are out.
+    private static func down(_ all: [MemberState], _ kind: InstanceKind, _ out: Set<InstanceID>) -> String {
+        let names = all.filter { $0.member.description.role.kind == kind && out.contains($0.member.id) }.map(\.member.name).sorted()
+        return names.isEmpty ? "" : ": \(names.joined(separator: ", ")) not answering"
+    }
+
     func serve(_ request: ServingRequest, id: RequestID, into out: AsyncThrowingStream<RequestOutput, any Error>.Continuation) async {
         var failed: Set<InstanceID> = []
         var lastError: any Error = RemoteError.noPeer("no instance can take requests")
         for attempt in 0..<max(1, configuration.attempts) {
             if Task.isCancelled { return out.finish() }
-            guard let plan = plan(request, excluding: failed) else { break }
+            let plan: Plan
+            do {
+                plan = try self.plan(request, excluding: failed)
+            } catch {
+                if attempt == 0 { lastError = error }
+                break
+            }
             if attempt > 0 { metrics.retries.increment() }
-            metrics.decided(policy: configuration.policy.rawValue, matchedTokens: plan.decision.chosenMatchedTokens)
+            metrics.decided(policy: configuration.policy.rawValue, matchedTokens: (plan.decision.chosenScore?.matchedTokens ?? 0))
             routed(plan, request)
-            defer { unrouted(plan) }
-            if let order = plan.decision.transfer { await carryOut(order, request) }
             var started = false
+            defer { unrouted(plan, started: started, request) }
+            if let order = plan.decision.transfer { await carryOut(order, request) }
             do {
                 for try await output in plan.instance.generate(request, decodePeer: plan.decodeName) {
                     var o = output
                     o.id = id
-                    started = true
+                    if !started {
+                        started = true
+                        self.started(plan, request)
+                    }
                     out.yield(o)
                 }
                 return out.finish()
@@ -87,26 +106,37 @@ extension ClusterRouter {
         out.finish(throwing: lastError)
     }
 
-    /// Counts the request against its instances until their next load report, so a burst does
-    /// not all go to the instance that looked idlest a moment ago.
+    /// Counts the request against its instances until it ends (the debug endpoint shows it;
+    /// the scheduler counts its own pending load until the next report).
     private func routed(_ plan: Plan, _ request: ServingRequest) {
-        let uncached = max(0, request.promptTokens.count - plan.decision.chosenMatchedTokens)
-        for (id, tokens) in [(plan.entry, uncached)] + (plan.decode.map { [($0, 0)] } ?? []) {
-            let load = members.withLock { all -> InstanceLoad? in
-                guard let key = all.first(where: { $0.value.member.id == id })?.key else { return nil }
-                all[key]!.member.inFlight += 1
-                all[key]!.load.waiting += 1
-                all[key]!.load.queuedPrefillTokens += tokens
-                return all[key]!.load
-            }
-            if let load { scheduler.withLock { $0.updateLoad(id, load, now: Self.now()) } }
+        let uncached = max(0, request.promptTokens.count - (plan.decision.chosenScore?.matchedTokens ?? 0))
+        update(plan) { m, entry in
+            m.member.inFlight += 1
+            m.unstarted += 1
+            m.unstartedTokens += entry ? uncached : 0
         }
     }
 
-    private func unrouted(_ plan: Plan) {
+    /// The request produced output: its prefill is no longer ahead of anyone.
+    private func started(_ plan: Plan, _ request: ServingRequest) {
+        let uncached = max(0, request.promptTokens.count - (plan.decision.chosenScore?.matchedTokens ?? 0))
+        update(plan) { m, entry in
+            m.unstarted -= 1
+            m.unstartedTokens -= entry ? uncached : 0
+        }
+    }
+
+    private func unrouted(_ plan: Plan, started: Bool, _ request: ServingRequest) {
+        if !started { self.started(plan, request) }
+        update(plan) { m, _ in m.member.inFlight -= 1 }
+    }
+
+    /// Applies `change` to the plan's members (`entry`: the entry instance, not the decode one).
+    private func update(_ plan: Plan, _ change: (inout MemberState, Bool) -> Void) {
         members.withLock { all in
-            for id in [plan.entry] + (plan.decode.map { [$0] } ?? []) {
-                if let key = all.first(where: { $0.value.member.id == id })?.key { all[key]!.member.inFlight -= 1 }
+            for (id, entry) in [(plan.entry, true)] + (plan.decode.map { [($0, false)] } ?? []) {
+                guard let key = all.first(where: { $0.value.member.id == id })?.key else { continue }
+                change(&all[key]!, entry)
             }
         }
     }

@@ -42,7 +42,7 @@ public final class ClusterRouter: InferenceBackend, Sendable {
     public let servedModel: ServedModel
     public let configuration: Configuration
     let scheduler: Mutex<GlobalScheduler>
-    private let members = Mutex<[String: MemberState]>([:])
+    let members = Mutex<[String: MemberState]>([:])
     private let tasks = Mutex<[RequestID: Task<Void, Never>]>([:])
     private let nextID = Atomic<UInt64>(1)
     private let state = Mutex(RunState())
@@ -55,6 +55,11 @@ public final class ClusterRouter: InferenceBackend, Sendable {
         var watch: Task<Void, Never>?
         var expiry: Task<Void, Never>?
         var load: InstanceLoad
+        /// Requests sent here that have not produced output yet, and their uncached prompt
+        /// tokens: work the instance's report may not show yet (a request in transit, or in
+        /// prefill elsewhere on its way to this decode instance).
+        var unstarted = 0
+        var unstartedTokens = 0
     }
 
     struct RunState {
@@ -91,8 +96,21 @@ public final class ClusterRouter: InferenceBackend, Sendable {
             $0[instance.name] = MemberState(member: Member(id: id, name: instance.name, description: d, connected: false, inFlight: 0),
                                             instance: instance, watch: nil, expiry: nil, load: load)
         }
-        let watch = Task { await self.follow(instance.name, instance, id) }
+        // Joined once its tree is in: routing never sees it half-known.
+        let ready = Promise<Void>()
+        let watch = Task { await self.follow(instance.name, instance, id, ready: ready) }
         members.withLock { $0[instance.name]?.watch = watch }
+        let timeout = Task {
+            try await Task.sleep(for: .seconds(10))
+            ready.fail(RemoteError.peerFailed(peer: instance.name, reason: "no cache snapshot within 10 s"))
+        }
+        defer { timeout.cancel() }
+        do {
+            try await ready.value()
+        } catch {
+            remove(name: instance.name)
+            throw error
+        }
         logger.info("instance \(d.name) joined: \(d.role.rawValue), \(d.mode.rawValue), KV \(d.tokenCapacity) tokens")
         return d
     }
@@ -123,7 +141,7 @@ public final class ClusterRouter: InferenceBackend, Sendable {
     /// Follows one member's cache until it is removed: a snapshot, then events (a gap means
     /// lost events: resubscribe for a fresh snapshot), and its load. When the stream breaks the
     /// member stops receiving requests; its entries expire after the TTL unless it comes back.
-    private func follow(_ name: String, _ instance: any RoutedInstance, _ id: InstanceID) async {
+    private func follow(_ name: String, _ instance: any RoutedInstance, _ id: InstanceID, ready: Promise<Void>) async {
         var backoff = Duration.milliseconds(50)
         while !Task.isCancelled {
             do {
@@ -133,6 +151,7 @@ public final class ClusterRouter: InferenceBackend, Sendable {
                     case let .snapshot(seq, entries):
                         scheduler.withLock { $0.resync(id, entries: entries.map(CacheEntry.init), seq: seq, now: now) }
                         setConnected(name, true)
+                        ready.succeed(())
                         backoff = .milliseconds(50)
                     case let .event(seq, event):
                         let verdict = scheduler.withLock { $0.ingest(event, seq: seq, from: id, now: now) }
@@ -141,16 +160,16 @@ public final class ClusterRouter: InferenceBackend, Sendable {
                             break updates
                         }
                     case let .load(stats):
-                        let load = InstanceLoad(stats)
                         members.withLock {
-                            $0[name]?.load = load
+                            $0[name]?.load = InstanceLoad(stats)
                             $0[name]?.member.description.stats = stats
                         }
-                        scheduler.withLock { $0.updateLoad(id, load, now: now) }
+                        pushLoad(name)
                     }
                 }
             } catch {
                 if !Task.isCancelled { logger.warning("instance \(name): cache stream ended: \(error)") }
+                ready.fail(error)
             }
             if Task.isCancelled { return }
             setConnected(name, false)
@@ -171,7 +190,7 @@ public final class ClusterRouter: InferenceBackend, Sendable {
                 // Not a poll: one timer per disconnection, cancelled if the member comes back.
                 m.expiry = Task { [weak self] in
                     guard (try? await Task.sleep(for: ttl)) != nil, let self else { return }
-                    _ = self.scheduler.withLock { $0.expire(id) }
+                    self.scheduler.withLock { s in if let kind = s.kind(of: id) { s.tree(kind).remove(id) } }
                     self.logger.warning("instance \(name): no cache updates for \(ttl); its entries expired")
                 }
             }
@@ -180,6 +199,20 @@ public final class ClusterRouter: InferenceBackend, Sendable {
     }
 
     static func now() -> UInt64 { DispatchTime.now().uptimeNanoseconds }
+
+    /// Gives the scheduler a member's reported load, with the requests this router sent it
+    /// that have not started there counted as waiting (its report may predate them). Between
+    /// reports the scheduler counts what it routed itself.
+    func pushLoad(_ name: String) {
+        guard let (id, load) = members.withLock({ all -> (InstanceID, InstanceLoad)? in
+            guard let m = all[name] else { return nil }
+            var l = m.load
+            l.waiting = max(l.waiting, m.unstarted)
+            l.queuedPrefillTokens = max(l.queuedPrefillTokens, m.unstartedTokens)
+            return (m.member.id, l)
+        }) else { return }
+        scheduler.withLock { $0.updateLoad(id, load, now: Self.now()) }
+    }
 
     // MARK: - Serving
 
@@ -221,6 +254,11 @@ public final class ClusterRouter: InferenceBackend, Sendable {
     public var isStopped: Bool { state.withLock { $0.stopped } }
 
     public func shutdown() {
+        // Nothing is routed from now on: stop following the members' caches.
+        for m in members.withLock({ Array($0.values) }) {
+            m.watch?.cancel()
+            m.expiry?.cancel()
+        }
         let done = state.withLock { s -> Bool in
             s.stopping = true
             return tasks.withLock { $0.isEmpty }

@@ -26,7 +26,7 @@ struct MultiProcessTests {
         let prefill = try await InstanceProcess.start(role: "prefill", mode: mode, model: ProcessModel.path)
         defer { prefill.stop() }
         let front = try await ClusterRouter.connect(model: model.served, peers: [prefill.address, decode.address], configuration: LocalNodes.spreading)
-        #expect(front.peerList.map(\.role).sorted { $0.rawValue < $1.rawValue } == [.decode, .prefill])
+        #expect(front.memberList.map(\.description.role.rawValue).sorted() == ["decode", "prefill"])
         let got = try await PDClusterTests.conversation { try front.submit(promptTokens: $0, sampling: Self.params(10)).1 }
         #expect(got.map(\.tokens) == expected.map(\.tokens))
         if mode == .caching3 {
@@ -92,14 +92,16 @@ struct MultiProcessTests {
             #expect(e is RemoteError, "a clear error, not a crash: \(e)")
             #expect("\(e)".contains("failed"))
         }
-        // Later requests avoid the dead instance once the front end has noticed (its service
-        // polls every 500 ms; failures trigger a poll too; here the test polls itself).
-        await front.poll()
+        // Later requests avoid the dead instance once the router has noticed (its cache stream
+        // from the instance broke).
+        for _ in 0..<500 where front.memberList.first(where: { $0.name == doomed.address.description })?.connected != false {
+            try await Task.sleep(for: .milliseconds(10))
+        }
         for _ in 0..<3 {
             let r = try await PDClusterTests.collect(try front.submit(promptTokens: Array(10..<60), sampling: Self.params(6)).1)
             #expect(r.tokens.count == 6)
         }
-        #expect(front.peerList.first { $0.address == doomed.address }?.healthy == false)
+        #expect(front.memberList.first { $0.name == doomed.address.description }?.connected == false)
         for p in [prefill, healthy] {
             let raw = try RawPeer(p.address)
             #expect(LocalNodes.idle(try await raw.waitIdle()), "\(p.role): pool back to baseline")

@@ -101,16 +101,22 @@ extension InstanceNode: RoutedInstance {
             var sampling = SamplingParameters.greedy
             sampling.maxTokens = 1
             sampling.ignoreEOS = true
-            let start = DispatchTime.now().uptimeNanoseconds
-            do {
-                let stream = try engine.submit(ServingRequest(promptTokens: tokens, sampling: sampling)).1
-                for try await _ in stream {}
-            } catch {
-                logger.warning("measuring prefill speed failed: \(error)")
-                return
+            // The best of three: the machine may be busy with others, and the least disturbed
+            // run is the closest to what the instance can do.
+            var best = Double.infinity
+            for _ in 0..<3 {
+                let start = DispatchTime.now().uptimeNanoseconds
+                do {
+                    let stream = try engine.submit(ServingRequest(promptTokens: tokens, sampling: sampling)).1
+                    for try await _ in stream {}
+                } catch {
+                    logger.warning("measuring prefill speed failed: \(error)")
+                    return
+                }
+                best = min(best, Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
+                _ = try? await engine.perform { e -> Bool? in _ = e.core.memPool.delete(tokens: tokens); return true }
             }
-            points.append(.init(tokens: n, seconds: Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9))
-            _ = try? await engine.perform { e -> Bool? in _ = e.core.memPool.delete(tokens: tokens); return true }
+            points.append(.init(tokens: n, seconds: best))
         }
         let (rate, latency) = await measureTransfer()
         costs.withLock { $0 = CostInputs(prefill: points, transferBytesPerSecond: rate, transferLatencySeconds: latency) }

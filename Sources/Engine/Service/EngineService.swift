@@ -283,10 +283,13 @@ public final class EngineService: Service, @unchecked Sendable {
             return box.tasks
         }
         for task in leftover { task.dropped?() }
-        statsWatchers.withLock { w in
-            for c in w.all.values { c.finish() }
-            w.all.removeAll()
+        // Finished outside the lock: finishing runs each stream's termination handler, which
+        // takes the lock.
+        let watchers = statsWatchers.withLock { w in
+            defer { w.all.removeAll() }
+            return Array(w.all.values)
         }
+        for c in watchers { c.finish() }
     }
 
     private func runTasks(_ tasks: [EngineTask]) {
@@ -335,7 +338,10 @@ public final class EngineService: Service, @unchecked Sendable {
             defer { old = s }
             return old != s
         }
-        if changed { statsWatchers.withLock { for c in $0.all.values { c.yield(s) } } }
+        if changed {
+            let watchers = statsWatchers.withLock { Array($0.all.values) }
+            for c in watchers { c.yield(s) }
+        }
     }
 
     /// The engine's counts whenever they change (the newest only, if the consumer is slower
