@@ -195,3 +195,47 @@ struct FrontEndProcessTests {
         #expect(bad == 400)
     }
 }
+
+/// `memserve router` as a process: the OpenAI API over colocated instance processes on other
+/// loopback addresses, with the debug endpoints.
+@Suite("memserve router", .serialized)
+struct RouterProcessTests {
+    static func get(_ url: URL) async throws -> [String: Any] {
+        let (data, _) = try await URLSession.shared.data(from: url)
+        return try JSONSerialization.jsonObject(with: data) as? [String: Any] ?? [:]
+    }
+
+    @Test("routes completions to the instance holding the prompt and explains why")
+    func routerOverInstances() async throws {
+        let a = try await InstanceProcess.start(role: "colocated", mode: .caching1, model: ProcessModel.path, listen: "127.0.0.2:0")
+        defer { a.stop() }
+        let b = try await InstanceProcess.start(role: "colocated", mode: .caching1, model: ProcessModel.path, listen: "127.0.0.3:0")
+        defer { b.stop() }
+        let (router, url) = try await InstanceProcess.launch(
+            ["router", "--listen", "127.0.0.1:0", "--model", ProcessModel.path, "--peers", "\(a.address),\(b.address)"],
+            name: "router", prefix: "listening on ")
+        defer { router.terminate(); router.waitUntilExit() }
+        let base = URL(string: url)!
+        let body = #"{"prompt": "a long shared system prompt that every request of this user repeats before asking its question", "max_tokens": 4, "temperature": 0}"#
+        let (status, _) = try await FrontEndProcessTests.post(base, body)
+        #expect(status == 200)
+        for _ in 0..<3 {
+            let (s, again) = try await FrontEndProcessTests.post(base, body)
+            #expect(s == 200)
+            let details = (again["usage"] as? [String: Any])?["prompt_tokens_details"] as? [String: Any]
+            #expect((details?["cached_tokens"] as? Int ?? 0) > 0, "the router sent the repeat where the prompt is cached")
+        }
+        let trees = try await Self.get(base.appendingPathComponent("debug/trees"))
+        #expect((trees["members"] as? [Any])?.count == 2)
+        var request = URLRequest(url: base.appendingPathComponent("debug/route"))
+        request.httpMethod = "POST"
+        request.setValue("application/json", forHTTPHeaderField: "Content-Type")
+        request.httpBody = Data(body.utf8)
+        let (data, _) = try await URLSession.shared.data(for: request)
+        let explained = try JSONSerialization.jsonObject(with: data) as? [String: Any]
+        let entry = explained?["entry"] as? [String: Any]
+        #expect((entry?["candidates"] as? [Any])?.count == 2)
+        let best = (entry?["candidates"] as? [[String: Any]])?.map { $0["matched_tokens"] as? Int ?? 0 }.max() ?? 0
+        #expect(best > 0, "one candidate holds the prompt")
+    }
+}

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import MemPool
 import Scheduler
 import Testing
@@ -175,4 +176,59 @@ struct RouterTests {
 extension GlobalScheduler {
     /// What the router believes `id` caches: hash -> tier.
     func view(of id: InstanceID) -> [PrefixHash: BlockTier] { kind(of: id).map { tree($0).view(of: id) } ?? [:] }
+}
+
+/// An instance that accepts the router's watch but fails every request before any output (as
+/// one that died a moment ago would).
+final class FailingInstance: RoutedInstance {
+    let name = "failing:1"
+    let template: InstanceDescription
+    let calls = Mutex(0)
+    init(like d: InstanceDescription) { template = d }
+
+    func describe() async throws -> InstanceDescription {
+        var d = template
+        d.name = name
+        return d
+    }
+
+    func generate(_ request: ServingRequest, decodePeer: String?) -> AsyncThrowingStream<RequestOutput, any Error> {
+        calls.withLock { $0 += 1 }
+        return AsyncThrowingStream { $0.finish(throwing: RemoteError.peerFailed(peer: self.name, reason: "connection refused")) }
+    }
+
+    func watchCache() -> AsyncThrowingStream<CacheUpdate, any Error> {
+        let (stream, c) = AsyncThrowingStream<CacheUpdate, any Error>.makeStream()
+        c.yield(.snapshot(seq: 0, entries: []))
+        return stream
+    }
+
+    func pushPrefix(tokens: [Int32], blocks: Int, to destination: String, traceID: String) async throws -> (cached: Int, moved: Int) {
+        throw RemoteError.peerFailed(peer: name, reason: "connection refused")
+    }
+}
+
+@Suite("Router retries")
+struct RouterRetryTests {
+    @Test("a request whose instance fails before its first token is served by another instance")
+    func retriesBeforeFirstToken() async throws {
+        let m = PDClusterTests.base.sibling(threads: 1)
+        let node = InstanceNode(model: m, memPool: try m.makeMemPool(hotBlocks: 96), role: .colocated, mode: .caching1, listen: nil)
+        let task = Task { try await node.run() }
+        var config = ClusterRouter.Configuration()
+        config.policy = .roundRobin
+        let router = ClusterRouter(model: PDClusterTests.base.served, configuration: config)
+        let failing = FailingInstance(like: try await node.describe())
+        try await router.add(failing)
+        try await router.add(node)
+        for i in 0..<4 {
+            let prompt = (0..<30).map { Int32(3 + ($0 * 11 + i) % 250) }
+            let r = try await PDClusterTests.collect(try router.submit(ServingRequest(promptTokens: prompt, sampling: PDClusterTests.params(3))).1)
+            #expect(r.tokens.count == 3)
+        }
+        #expect(failing.calls.withLock { $0 } > 0, "round robin tried the failing instance")
+        router.shutdown()
+        node.shutdown()
+        _ = try? await task.value
+    }
 }

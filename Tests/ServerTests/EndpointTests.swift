@@ -236,3 +236,19 @@ struct EndpointTests {
         }
     }
 }
+
+@Suite struct DebugEndpointTests {
+    @Test("a single engine has no router: the debug endpoints answer 404 with an OpenAI error body")
+    func noRouter() async throws {
+        try await Harness.make().withRouter { client in
+            try await client.execute(uri: "/debug/trees", method: .get) { response in
+                #expect(response.status == .notFound)
+                #expect(String(buffer: response.body).contains("\"error\""))
+            }
+            try await client.execute(uri: "/debug/route", method: .post, headers: [.contentType: "application/json"],
+                                     body: ByteBuffer(string: #"{"prompt":"hi"}"#)) { response in
+                #expect(response.status == .notFound)
+            }
+        }
+    }
+}

@@ -51,7 +51,9 @@ extension InstanceNode {
                                        }, sent: release)
             } catch {
                 let reason = (error as? RPCError)?.message ?? "\(error)"
-                if !sink.isCancelled { self.logger.warning("handoff of request \(id) to \(peer) failed: \(reason)") }
+                if !sink.isCancelled {
+                    self.logger.warning("handoff of request \(handoff.traceID.isEmpty ? "\(id)" : handoff.traceID) to \(peer) failed: \(reason)")
+                }
                 sink.fail(RemoteError.peerFailed(peer: peer, reason: reason))
             }
         }

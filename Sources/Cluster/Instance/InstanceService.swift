@@ -76,7 +76,8 @@ final class InstanceService: Memserve_V1_Instance.SimpleServiceProtocol, @unchec
         }
         let handoff = Handoff(id: engine.reserveID(), tokens: h.tokens, promptCount: Int(h.promptCount), cachedTokens: Int(h.cachedTokens),
                               sampling: SamplingParameters(wire: h.sampling), randomState: h.rngState,
-                              decoderPending: [UInt8](h.decoderPending), stopHeld: h.stopPending, tokenizer: engine.model.tokenizer)
+                              decoderPending: [UInt8](h.decoderPending), stopHeld: h.stopPending, tokenizer: engine.model.tokenizer,
+                              traceID: h.traceID)
         try await node.continueHandoff(handoff, returnPeer: h.returnPeer, accept: { have in
             var reply = Memserve_V1_HandoffReply()
             reply.accepted.haveBlocks = Int64(have)

@@ -20,6 +20,7 @@ extension Handoff {
         h.blockCount = Int64(blocks.count)
         h.blockBytes = Int64(blockBytes)
         h.returnPeer = returnPeer
+        h.traceID = traceID
         return h
     }
 }

@@ -178,7 +178,7 @@ public final class EngineCore {
         handedOff[s.id] = s
         newHandoffs.append(Handoff(id: s.id, tokens: s.tokens, promptCount: s.promptCount, cachedTokens: s.cachedTokens,
                                    sampling: s.sampling, sampler: s.sampler, decoder: s.decoder,
-                                   stopMatcher: s.stopMatcher, blocks: s.blocks, handoffTo: s.handoffTo))
+                                   stopMatcher: s.stopMatcher, blocks: s.blocks, handoffTo: s.handoffTo, traceID: s.traceID))
     }
 
     /// Sequences handed off since the last call (prefill role). Their blocks stay held until

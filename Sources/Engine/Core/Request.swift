@@ -39,6 +39,8 @@ public struct Handoff: Sendable {
     public var blocks: [Int32]
     /// The decode instance the request named (`GenerationRequest.handoffTo`).
     public var handoffTo: String?
+    /// The edge's id of the request, for logs on every instance it visits.
+    public var traceID: String
 
     /// Tokens whose KV the blocks hold.
     public var computedTokens: Int { tokens.count - 1 }
@@ -46,7 +48,8 @@ public struct Handoff: Sendable {
     /// Rebuilds a handoff that crossed a process boundary: the sampler, detokenizer and stop
     /// matcher continue from the saved state, so outputs are the same as in one process.
     public init(id: RequestID, tokens: [Int32], promptCount: Int, cachedTokens: Int, sampling: SamplingParameters,
-                randomState: [UInt64], decoderPending: [UInt8], stopHeld: String, tokenizer: BPETokenizer) {
+                randomState: [UInt64], decoderPending: [UInt8], stopHeld: String, tokenizer: BPETokenizer, traceID: String = "") {
+        self.traceID = traceID
         self.id = id
         self.tokens = tokens
         self.promptCount = promptCount
@@ -60,7 +63,9 @@ public struct Handoff: Sendable {
     }
 
     init(id: RequestID, tokens: [Int32], promptCount: Int, cachedTokens: Int, sampling: SamplingParameters,
-         sampler: Sampler, decoder: StreamingDecoder, stopMatcher: StopMatcher, blocks: [Int32], handoffTo: String?) {
+         sampler: Sampler, decoder: StreamingDecoder, stopMatcher: StopMatcher, blocks: [Int32], handoffTo: String?,
+         traceID: String = "") {
+        self.traceID = traceID
         self.handoffTo = handoffTo
         self.id = id
         self.tokens = tokens

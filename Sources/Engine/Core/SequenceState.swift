@@ -29,10 +29,13 @@ final class SequenceState {
     let sampling: SamplingParameters
     /// Prefill role: where the sequence goes after its first token.
     var handoffTo: String?
+    /// The edge's id of the request, carried to the decode instance.
+    var traceID = ""
 
     init(request: GenerationRequest, tokenizer: BPETokenizer, endOfGeneration: Set<Int32>) {
         id = request.id
         handoffTo = request.handoffTo
+        traceID = request.traceID
         tokens = request.promptTokens
         promptCount = request.promptTokens.count
         sampler = Sampler(parameters: request.sampling, prompt: request.promptTokens)
@@ -47,6 +50,7 @@ final class SequenceState {
     /// `handoff.tokens.dropLast()` is in `blocks`.
     init(handoff h: Handoff, blocks: [Int32], endOfGeneration: Set<Int32>) {
         id = h.id
+        traceID = h.traceID
         tokens = h.tokens
         promptCount = h.promptCount
         computed = h.tokens.count - 1
