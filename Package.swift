@@ -66,6 +66,9 @@ let package = Package(
         .target(name: "Model", dependencies: ["Kernels", "GGUF"], swiftSettings: fast),
         // KV block pool, prompt tree, tiers and events: the paper's MemPool.
         .target(name: "MemPool", swiftSettings: fast),
+        // The global scheduler: exact global prompt trees fed by MemPool events, routing policies,
+        // the transfer-or-recompute cost model. Data only: no networking, no threads, no clocks.
+        .target(name: "Scheduler", dependencies: ["MemPool"]),
         // Sequences, batching, sampling, generation loop.
         .target(name: "Engine", dependencies: [
             "Model", "Tokenizer", "Kernels", "MemPool",
@@ -91,7 +94,7 @@ let package = Package(
             .product(name: "SwiftProtobuf", package: "swift-protobuf"),
         ]),
         // Benchmarks behind `memserve bench`.
-        .target(name: "Bench", dependencies: ["Engine", "Cluster", "Model", "Kernels", "MemPool", "GGUF"], swiftSettings: fast),
+        .target(name: "Bench", dependencies: ["Engine", "Cluster", "Model", "Kernels", "MemPool", "GGUF", "Scheduler"], swiftSettings: fast),
         // OpenAI-compatible HTTP server over an inference backend, with Prometheus metrics.
         .target(name: "Server", dependencies: [
             "Engine", "Tokenizer", "MemPool",
@@ -103,7 +106,7 @@ let package = Package(
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ]),
         .executableTarget(name: "MemServeCLI", dependencies: [
-            "Engine", "Cluster", "Bench", "Model", "Tokenizer", "GGUF", "Server",
+            "Engine", "Cluster", "Bench", "Model", "Tokenizer", "GGUF", "Server", "Scheduler",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),
@@ -113,6 +116,7 @@ let package = Package(
         .testTarget(name: "ModelTests", dependencies: ["Model", "Kernels", "GGUF", "Tokenizer", "Engine"], resources: [.copy("Fixtures")]),
         .testTarget(name: "EngineTests", dependencies: ["Engine", "Model", "Tokenizer", "GGUF", "MemPool"]),
         .testTarget(name: "MemPoolTests", dependencies: ["MemPool", "Kernels"]),
+        .testTarget(name: "SchedulerTests", dependencies: ["Scheduler", "MemPool", "Kernels"]),
         .testTarget(name: "ClusterTests", dependencies: ["Cluster", "Engine", "Model", "MemPool", "GGUF", "Wire", "Kernels"]),
         .testTarget(name: "ServerTests", dependencies: [
             "Server", "Engine", "Model", "GGUF",
