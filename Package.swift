@@ -74,8 +74,9 @@ let package = Package(
             "Tokenizer", "GGUF", "MemPool",
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ]),
-        // The global scheduler's data: global prompt trees, routing policies, cost model. No I/O.
-        .target(name: "Scheduler", dependencies: ["MemPool"], swiftSettings: fast),
+        // The global scheduler: exact global prompt trees fed by MemPool events, routing policies,
+        // the transfer-or-recompute cost model. Data only: no networking, no threads, no clocks.
+        .target(name: "Scheduler", dependencies: ["MemPool"]),
         // Sequences, batching, sampling, generation loop.
         .target(name: "Engine", dependencies: [
             "Serving", "Model", "Tokenizer", "Kernels", "MemPool",
@@ -133,7 +134,7 @@ let package = Package(
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ]),
         .executableTarget(name: "MemServeCLI", dependencies: [
-            "Engine", "Cluster", "Router", "Bench", "Model", "Tokenizer", "GGUF", "Server",
+            "Engine", "Cluster", "Router", "Bench", "Model", "Tokenizer", "GGUF", "Server", "Scheduler",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),
@@ -150,6 +151,7 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ]),
+        .testTarget(name: "SchedulerTests", dependencies: ["Scheduler", "MemPool", "Kernels"]),
         .testTarget(name: "ServerTests", dependencies: [
             "Server", "Engine", "Model", "GGUF",
             .product(name: "HummingbirdTesting", package: "hummingbird"),
