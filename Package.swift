@@ -54,6 +54,7 @@ let package = Package(
         .package(url: "https://github.com/grpc/grpc-swift-nio-transport", from: "2.0.0"),
         .package(url: "https://github.com/grpc/grpc-swift-protobuf", from: "2.0.0"),
         .package(url: "https://github.com/apple/swift-protobuf", from: "1.28.0"),
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.20.0"),
     ],
     targets: blasTargets + [
         // Numeric kernels: BLAS wrapper, quantized block formats and mat-muls, vector ops, thread pool.
@@ -102,8 +103,15 @@ let package = Package(
             .product(name: "Prometheus", package: "swift-prometheus"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ]),
+        // Load generator for any OpenAI-compatible endpoint: workloads, streaming client, statistics.
+        // HTTP only, so it measures our server and others the same way.
+        .target(name: "LoadGen", dependencies: [
+            .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOHTTP1", package: "swift-nio"),
+        ]),
         .executableTarget(name: "MemServeCLI", dependencies: [
-            "Engine", "Cluster", "Bench", "Model", "Tokenizer", "GGUF", "Server",
+            "Engine", "Cluster", "Bench", "Model", "Tokenizer", "GGUF", "Server", "LoadGen",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),
@@ -118,5 +126,6 @@ let package = Package(
             "Server", "Engine", "Model", "GGUF",
             .product(name: "HummingbirdTesting", package: "hummingbird"),
         ]),
+        .testTarget(name: "LoadGenTests", dependencies: ["LoadGen", "Server", "Engine", "Model", "GGUF"]),
     ]
 )
