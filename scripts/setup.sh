@@ -35,3 +35,4 @@ if [ "$TESTS" = 1 ] && ! "$PY" -c "import openai" 2>/dev/null; then
     echo "setup: installing the openai client for the server integration test" >&2
     "$PY" -m pip install -q openai >&2
 fi
+if [ "$TESTS" = 1 ] && ! "$PY" -c "import matplotlib" 2>/dev/null; then "$PY" -m pip install -q matplotlib >&2; fi
