@@ -133,8 +133,15 @@ let package = Package(
             .product(name: "Prometheus", package: "swift-prometheus"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ]),
+        // Load generator for any OpenAI-compatible endpoint: workloads, streaming client, statistics.
+        // HTTP only, so it measures our server and others the same way.
+        .target(name: "LoadGen", dependencies: [
+            .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOHTTP1", package: "swift-nio"),
+        ]),
         .executableTarget(name: "MemServeCLI", dependencies: [
-            "Engine", "Cluster", "Router", "Bench", "Model", "Tokenizer", "GGUF", "Server", "Scheduler",
+            "Engine", "Cluster", "Router", "Bench", "Model", "Tokenizer", "GGUF", "Server", "Scheduler", "LoadGen",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),
@@ -156,5 +163,6 @@ let package = Package(
             "Server", "Engine", "Model", "GGUF",
             .product(name: "HummingbirdTesting", package: "hummingbird"),
         ]),
+        .testTarget(name: "LoadGenTests", dependencies: ["LoadGen", "Server", "Engine", "Model", "GGUF"]),
     ]
 )

@@ -42,3 +42,5 @@ if [ "$TESTS" = 1 ] && ! command -v etcd >/dev/null && [ ! -x /usr/bin/etcd ]; t
     $SUDO apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq etcd-server >&2
 fi
+
+if [ "$TESTS" = 1 ] && ! "$PY" -c "import matplotlib" 2>/dev/null; then "$PY" -m pip install -q matplotlib >&2; fi
