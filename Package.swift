@@ -68,7 +68,7 @@ let package = Package(
         .target(name: "MemPool", swiftSettings: fast),
         // The global scheduler: exact global prompt trees fed by MemPool events, routing policies,
         // the transfer-or-recompute cost model. Data only: no networking, no threads, no clocks.
-        .target(name: "Scheduler", dependencies: ["MemPool"]),
+        .target(name: "Scheduler", dependencies: ["MemPool"], swiftSettings: fast),
         // Sequences, batching, sampling, generation loop.
         .target(name: "Engine", dependencies: [
             "Model", "Tokenizer", "Kernels", "MemPool",
