@@ -8,7 +8,7 @@ struct BenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Benchmarks; each prints a table, or one JSON object with --json.",
-        subcommands: [EngineBenchCommand.self, MemPoolBenchCommand.self, CacheBenchCommand.self, ConversationBenchCommand.self, TransferBenchCommand.self, PDBenchCommand.self])
+        subcommands: [EngineBenchCommand.self, MemPoolBenchCommand.self, CacheBenchCommand.self, ConversationBenchCommand.self, TransferBenchCommand.self, PDBenchCommand.self, RouterBenchCommand.self])
 }
 
 /// Flags every benchmark shares.
