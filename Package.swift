@@ -76,7 +76,7 @@ let package = Package(
         ]),
         // The global scheduler: exact global prompt trees fed by MemPool events, routing policies,
         // the transfer-or-recompute cost model. Data only: no networking, no threads, no clocks.
-        .target(name: "Scheduler", dependencies: ["MemPool"]),
+        .target(name: "Scheduler", dependencies: ["MemPool"], swiftSettings: fast),
         // Sequences, batching, sampling, generation loop.
         .target(name: "Engine", dependencies: [
             "Serving", "Model", "Tokenizer", "Kernels", "MemPool",

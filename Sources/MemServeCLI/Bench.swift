@@ -9,9 +9,9 @@ struct BenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Benchmarks; each prints a table, or one JSON object with --json.",
-        subcommands: [EngineBenchCommand.self, MemPoolBenchCommand.self, CacheBenchCommand.self, ConversationBenchCommand.self, TransferBenchCommand.self, PDBenchCommand.self, RoutingBenchCommand.self,
-                      BenchServeCommand.self,
-                      BenchPaperCommand.self])
+        subcommands: [EngineBenchCommand.self, MemPoolBenchCommand.self, CacheBenchCommand.self, ConversationBenchCommand.self,
+                      TransferBenchCommand.self, PDBenchCommand.self, RouterBenchCommand.self, RoutingBenchCommand.self,
+                      BenchServeCommand.self, BenchPaperCommand.self])
 }
 
 /// Flags every benchmark shares.

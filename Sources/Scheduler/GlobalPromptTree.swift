@@ -28,6 +28,11 @@ public final class GlobalPromptTree {
     private var next: UnsafeMutablePointer<UInt64>
     private var ever: UnsafeMutablePointer<UInt64>
     private var scratchSlots = 0
+    /// The nodes of a request's chain, found before the walk.
+    private var path: UnsafeMutablePointer<TreeSlot>
+    private var pathCapacity = 0
+    /// Keeps the prefetching reads of `match` from being optimized away.
+    private var sink: UInt64 = 0
 
     /// Events that named a block the instance does not hold (eviction, deletion or swap of an
     /// unknown prefix) or inserted one it already held. Zero for an exact, gap-free feed.
@@ -41,7 +46,9 @@ public final class GlobalPromptTree {
         alive = .allocate(capacity: 1)
         next = .allocate(capacity: 1)
         ever = .allocate(capacity: 1)
+        path = .allocate(capacity: 1)
         growScratch(to: 64)
+        growPath(to: 256)
     }
 
     deinit {
@@ -51,6 +58,13 @@ public final class GlobalPromptTree {
         alive.deallocate()
         next.deallocate()
         ever.deallocate()
+        path.deallocate()
+    }
+
+    private func growPath(to n: Int) {
+        path.deallocate()
+        pathCapacity = max(n, 2 * pathCapacity)
+        path = .allocate(capacity: pathCapacity)
     }
 
     // MARK: - Counts
@@ -64,6 +78,7 @@ public final class GlobalPromptTree {
     /// Bytes reserved by the tree's storage (table, holder pools, per-instance arrays).
     public var approximateBytes: Int {
         storage.bytes + scratchSlots * (2 * MemoryLayout<Int32>.stride) + 3 * (scratchSlots / 64) * 8
+            + pathCapacity * MemoryLayout<TreeSlot>.stride
             + instanceOfSlot.capacity * (MemoryLayout<InstanceID?>.stride + 2 * MemoryLayout<Int>.stride)
             + slotOf.capacity * (MemoryLayout<InstanceID>.stride + MemoryLayout<Int>.stride)
     }
@@ -204,29 +219,46 @@ public final class GlobalPromptTree {
 
     /// For every instance holding the request's first block: how many leading blocks of
     /// `hashes` (``MemPool/PrefixHash/chain(_:blockTokens:)`` of the prompt) it caches, and how
-    /// many of those are hot. In identifier order of slots, not sorted.
+    /// many of those are hot. In the tree's slot order, not sorted by identifier.
     ///
     /// One walk down the chain: at each block, instances still matching are intersected with the
     /// block's holders (bitsets for widely held blocks), so a block every instance holds costs a
     /// few words, not one step per holder.
     public func match(_ hashes: [PrefixHash]) -> [PrefixHit] {
         let words = storage.words
-        var steps = 0
+        if hashes.count > pathCapacity { growPath(to: hashes.count) }
+        // First every lookup, then the walk: the lookups are independent cache misses, so a
+        // tight loop of them overlaps their latency; the walk then reads what they brought in.
+        var found = 0
+        var touched: UInt64 = 0
         hashes.withUnsafeBufferPointer { hp in
-            var anyAlive = false
-            for i in 0..<hp.count {
-                let idx = storage.find(hp[i].value)
+            while found < hp.count {
+                let idx = storage.find(hp[found].value)
                 guard idx >= 0 else { break }
                 let s = storage.slots[idx]
-                if i == 0 {
-                    start(s, words)
-                    anyAlive = true
-                } else {
-                    anyAlive = step(s, words, depthOfDropped: Int32(i))
+                path[found] = s
+                // Bring the holder list or bitsets in too.
+                if s.isWide {
+                    touched ^= storage.widePointer(s)[0]
+                } else if s.holders > 1 {
+                    touched ^= UInt64(storage.narrowEntries(s)[0])
                 }
-                steps = i + 1
-                if !anyAlive { break }
+                found += 1
             }
+        }
+        sink ^= touched
+        var steps = 0
+        for i in 0..<found {
+            let s = path[i]
+            let anyAlive: Bool
+            if i == 0 {
+                start(s, words)
+                anyAlive = true
+            } else {
+                anyAlive = step(s, words, depthOfDropped: Int32(i))
+            }
+            steps = i + 1
+            if !anyAlive { break }
         }
         guard steps > 0 else { return [] }
         var out: [PrefixHit] = []

@@ -17,6 +17,8 @@ public final class GlobalScheduler {
         /// report does not show yet, so a burst does not all land on one instance.
         var pendingRequests = 0
         var pendingTokens = 0
+        /// Index in its kind's candidate list.
+        var position = 0
 
         var effectiveLoad: InstanceLoad {
             var l = load
@@ -35,8 +37,9 @@ public final class GlobalScheduler {
     public var policy: any RoutingPolicy
     /// Decides transfers for every policy's choice.
     public var costModel: CostModel
-    /// Per-member match scratch, by index in `members`.
-    private var hitScratch: [PrefixHit?] = []
+    /// Per kind, its members as candidates in identifier order, kept current (load with pending
+    /// requests) so a route only patches in the matches.
+    private var candidates: [[Candidate]] = InstanceKind.allCases.map { _ in [] }
 
     /// A scheduler with `policy`; the prompt-tree policy shares `costModel`.
     public init(policy: PolicyName = .promptTree, costModel: CostModel = CostModel(),
@@ -77,20 +80,27 @@ public final class GlobalScheduler {
     /// Adds an instance. Its feed awaits a snapshot (``resync(_:entries:seq:now:)``).
     public func join(kind: InstanceKind, profile: InstanceProfile, now: UInt64 = 0) -> InstanceID {
         let id = InstanceID(rawValue: UInt32(indexOfRaw.count))
+        let kk = Self.kindIndex(kind)
         indexOfRaw.append(Int32(members.count))
-        members.append(Member(id: id, kind: kind, profile: profile, lastHeard: now))
-        hitScratch.append(nil)
+        var m = Member(id: id, kind: kind, profile: profile, lastHeard: now)
+        m.position = candidates[kk].count
+        candidates[kk].append(Candidate(instance: id, load: m.effectiveLoad, profile: profile))
+        members.append(m)
         return id
     }
 
     /// Removes an instance and its tree entries. Session homes on it re-home at their next request.
     public func leave(_ id: InstanceID) {
         guard let k = index(id) else { return }
-        tree(members[k].kind).remove(id)
+        let kind = members[k].kind
+        tree(kind).remove(id)
+        candidates[Self.kindIndex(kind)].remove(at: members[k].position)
         members.remove(at: k)
-        hitScratch.removeLast()
         indexOfRaw[Int(id.rawValue)] = -1
-        for j in k..<members.count { indexOfRaw[Int(members[j].id.rawValue)] = Int32(j) }
+        for j in k..<members.count {
+            indexOfRaw[Int(members[j].id.rawValue)] = Int32(j)
+            if members[j].kind == kind { members[j].position -= 1 }
+        }
     }
 
     /// Members, in identifier order.
@@ -117,6 +127,11 @@ public final class GlobalScheduler {
         members[k].pendingRequests = 0
         members[k].pendingTokens = 0
         members[k].lastHeard = max(members[k].lastHeard, now)
+        refreshCandidate(k)
+    }
+
+    private func refreshCandidate(_ k: Int) {
+        candidates[Self.kindIndex(members[k].kind)][members[k].position].load = members[k].effectiveLoad
     }
 
     /// Takes event `seq` of an instance's pool. On ``FeedVerdict/gap`` the caller fetches a
@@ -170,22 +185,40 @@ public final class GlobalScheduler {
     public func route(hashes: [PrefixHash], promptTokens: Int, kind: InstanceKind, session: String? = nil,
                       now: UInt64, excluding: Set<InstanceID> = []) -> RoutingDecision {
         let request = RoutingRequest(promptTokens: promptTokens, promptBlocks: hashes.count, kind: kind, session: session, now: now)
-        let hits = tree(kind).match(hashes)
-        for h in hits { if let k = index(h.instance) { hitScratch[k] = h } }
-        var candidates: [Candidate] = []
-        candidates.reserveCapacity(members.count)
-        for k in members.indices where members[k].kind == kind && !excluding.contains(members[k].id) {
-            let m = members[k], h = hitScratch[k]
-            candidates.append(Candidate(instance: m.id, load: m.effectiveLoad, profile: m.profile,
-                                        matchedBlocks: h?.blocks ?? 0, hotBlocks: h?.hotBlocks ?? 0))
-        }
-        for h in hits { if let k = index(h.instance) { hitScratch[k] = nil } }
-        return decide(request, candidates)
+        let kk = Self.kindIndex(kind)
+        let hits = trees[kk].match(hashes)
+        for h in hits { if let k = index(h.instance) { setMatch(kk, members[k].position, h.blocks, h.hotBlocks) } }
+        let pool = excluding.isEmpty ? candidates[kk] : candidates[kk].filter { !excluding.contains($0.instance) }
+        let (decision, pending) = evaluate(request, pool)
+        for h in hits { if let k = index(h.instance) { setMatch(kk, members[k].position, 0, 0) } }
+        if let pending { addPending(pending.id, tokens: pending.tokens) }
+        return decision
+    }
+
+    @inline(__always)
+    private func setMatch(_ kk: Int, _ position: Int, _ blocks: Int, _ hot: Int) {
+        candidates[kk][position].matchedBlocks = blocks
+        candidates[kk][position].hotBlocks = hot
     }
 
     /// The decision for given candidates (what ``route(hashes:promptTokens:kind:session:now:)``
     /// does after matching), updating the chosen member's pending load.
     public func decide(_ request: RoutingRequest, _ candidates: [Candidate]) -> RoutingDecision {
+        let (decision, pending) = evaluate(request, candidates)
+        if let pending { addPending(pending.id, tokens: pending.tokens) }
+        return decision
+    }
+
+    private func addPending(_ id: InstanceID, tokens: Int) {
+        guard let k = index(id) else { return }
+        members[k].pendingRequests += 1
+        members[k].pendingTokens += tokens
+        refreshCandidate(k)
+    }
+
+    /// The policy's choice and the cost model's order, and the prefill tokens the chosen
+    /// instance is left with.
+    private func evaluate(_ request: RoutingRequest, _ candidates: [Candidate]) -> (RoutingDecision, (id: InstanceID, tokens: Int)?) {
         let choice = policy.choose(request, candidates: candidates)
         var scores: [CandidateScore] = []
         scores.reserveCapacity(candidates.count)
@@ -197,7 +230,7 @@ public final class GlobalScheduler {
         var decision = RoutingDecision(chosen: nil, policy: policy.name, kind: request.kind, promptTokens: request.promptTokens,
                                        promptBlocks: request.promptBlocks, scoreUnit: choice.unit, candidates: scores,
                                        reason: choice.reason, transfer: nil)
-        guard let i = choice.index, candidates.indices.contains(i) else { return decision }
+        guard let i = choice.index, candidates.indices.contains(i) else { return (decision, nil) }
         let chosen = candidates[i]
         decision.chosen = chosen.instance
         var cachedBlocks = chosen.matchedBlocks
@@ -208,12 +241,8 @@ public final class GlobalScheduler {
             cachedBlocks = order.toBlock
             decision.reason += "; transfer blocks \(order.fromBlock)..<\(order.toBlock) from \(order.source)"
         }
-        if let k = index(chosen.instance) {
-            let cached = CostModel.usableCachedTokens(cachedBlocks * chosen.profile.blockTokens, promptTokens: request.promptTokens)
-            members[k].pendingRequests += 1
-            members[k].pendingTokens += max(0, request.promptTokens - cached)
-        }
-        return decision
+        let cached = CostModel.usableCachedTokens(cachedBlocks * chosen.profile.blockTokens, promptTokens: request.promptTokens)
+        return (decision, (chosen.instance, max(0, request.promptTokens - cached)))
     }
 
     // MARK: - Inspection

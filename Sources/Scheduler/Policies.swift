@@ -174,20 +174,29 @@ public struct PromptTreePolicy: RoutingPolicy {
     /// The predicted TTFT of `c` for `request`, with `holder` (the candidate caching the most of
     /// the prompt) as a possible transfer source.
     public func predict(_ c: Candidate, _ request: RoutingRequest, holder: Candidate?) -> Prediction {
+        let part = prefillPart(c, request, holder: holder)
+        return predict(c, request, prefill: part.seconds, transfer: part.transfer)
+    }
+
+    /// The prompt's prefill on `c` (or transfer and prefill): it depends only on the profile and
+    /// the match, which most candidates share.
+    func prefillPart(_ c: Candidate, _ request: RoutingRequest, holder: Candidate?) -> (seconds: Double, transfer: Bool) {
+        let p = c.profile, n = request.promptTokens
+        let prefill = p.prefillSeconds(tokens: n, cachedTokens: CostModel.usableCachedTokens(c.matchedBlocks * p.blockTokens, promptTokens: n))
+        if let holder, let order = costModel.order(promptTokens: n, promptBlocks: request.promptBlocks, destination: c, source: holder) {
+            let moved = order.predictedTransferSeconds
+                + p.prefillSeconds(tokens: n, cachedTokens: CostModel.usableCachedTokens(order.toBlock * p.blockTokens, promptTokens: n))
+            if moved < prefill { return (moved, true) }
+        }
+        return (prefill, false)
+    }
+
+    @inline(__always)
+    func predict(_ c: Candidate, _ request: RoutingRequest, prefill: Double, transfer: Bool) -> Prediction {
         let p = c.profile, l = c.load, n = request.promptTokens
         let queue = Double(max(0, l.queuedPrefillTokens)) * p.prefillSecondsPerToken
             + Double(max(0, l.waiting)) * p.prefillOverheadSeconds
             + Double(max(0, l.running)) * configuration.runningPrefillTokens * p.prefillSecondsPerToken
-        var prefill = p.prefillSeconds(tokens: n, cachedTokens: CostModel.usableCachedTokens(c.matchedBlocks * p.blockTokens, promptTokens: n))
-        var transfer = false
-        if let holder, let order = costModel.order(promptTokens: n, promptBlocks: request.promptBlocks, destination: c, source: holder) {
-            let moved = order.predictedTransferSeconds
-                + p.prefillSeconds(tokens: n, cachedTokens: CostModel.usableCachedTokens(order.toBlock * p.blockTokens, promptTokens: n))
-            if moved < prefill {
-                prefill = moved
-                transfer = true
-            }
-        }
         var memory = 0.0
         if l.totalBlocks > 0 {
             let need = (n + p.blockTokens - 1) / p.blockTokens - c.matchedBlocks
@@ -205,7 +214,30 @@ public struct PromptTreePolicy: RoutingPolicy {
         let holder = holderIndex.map { candidates[$0] }
         var predictions: [Prediction] = []
         predictions.reserveCapacity(candidates.count)
-        for c in candidates { predictions.append(predict(c, request, holder: holder)) }
+        // Two memos: instances caching nothing of the prompt (most), and the last other match.
+        typealias Part = (seconds: Double, transfer: Bool)
+        var cold: (profile: InstanceProfile, part: Part)? = nil
+        var warm: (profile: InstanceProfile, matched: Int, part: Part)? = nil
+        let holderID = holder?.instance
+        for c in candidates {
+            let part: Part
+            if c.instance == holderID {
+                part = prefillPart(c, request, holder: holder)
+            } else if c.matchedBlocks == 0 {
+                if let m = cold, m.profile == c.profile {
+                    part = m.part
+                } else {
+                    part = prefillPart(c, request, holder: holder)
+                    cold = (c.profile, part)
+                }
+            } else if let m = warm, m.matched == c.matchedBlocks, m.profile == c.profile {
+                part = m.part
+            } else {
+                part = prefillPart(c, request, holder: holder)
+                warm = (c.profile, c.matchedBlocks, part)
+            }
+            predictions.append(predict(c, request, prefill: part.seconds, transfer: part.transfer))
+        }
         let scores = predictions.map(\.total)
 
         var minLoad = Int.max, maxLoad = Int.min

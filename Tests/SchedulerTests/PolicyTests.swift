@@ -149,6 +149,28 @@ struct PolicyTests {
         #expect(s.treeSizes.instances.first { $0.instance == d2 }?.blocks == 8)
     }
 
+    @Test func candidatesFollowMembershipAndLoadReports() {
+        let s = GlobalScheduler(policy: .leastLoaded)
+        let kinds: [InstanceKind] = [.decode, .colocated, .decode, .colocated, .decode]
+        let ids = kinds.map { s.join(kind: $0, profile: profile()) }
+        s.leave(ids[0])
+        s.leave(ids[3])
+        for (k, id) in ids.enumerated() where k != 0 && k != 3 {
+            s.updateLoad(id, InstanceLoad(running: 10 * k, freeBlocks: 100, totalBlocks: 100), now: 1)
+        }
+        let r = request(2, blocks: 2)
+        let d = s.route(hashes: r.hashes, promptTokens: r.tokens, kind: .decode, now: 2)
+        #expect(d.candidates.map(\.instance) == [ids[2], ids[4]] && d.candidates.map(\.load.running) == [20, 40])
+        #expect(d.chosen == ids[2])
+        // The routed request shows as pending load until the next report.
+        let e = s.route(hashes: r.hashes, promptTokens: r.tokens, kind: .decode, now: 3)
+        #expect(e.candidates[0].load.waiting == 1 && e.candidates[0].load.queuedPrefillTokens == 32)
+        s.updateLoad(ids[2], InstanceLoad(running: 20, freeBlocks: 100, totalBlocks: 100), now: 4)
+        let f = s.route(hashes: r.hashes, promptTokens: r.tokens, kind: .colocated, now: 5)
+        #expect(f.candidates.map(\.instance) == [ids[1]] && f.candidates[0].load.running == 10)
+        #expect(s.route(hashes: r.hashes, promptTokens: r.tokens, kind: .decode, now: 6).candidates[0].load.waiting == 0)
+    }
+
     @Test func decisionsEncodeWithSnakeCaseKeys() throws {
         let (s, ids) = scheduler(.promptTree, instances: 2, costModel: CostModel())
         let r = request(9, blocks: 64)
