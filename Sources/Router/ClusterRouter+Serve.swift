@@ -81,7 +81,6 @@ extension ClusterRouter {
             metrics.decided(policy: configuration.policy.rawValue, matchedTokens: (plan.decision.chosenScore?.matchedTokens ?? 0))
             routed(plan, request)
             var started = false
-            defer { unrouted(plan, started: started, request) }
             if let order = plan.decision.transfer { await carryOut(order, request) }
             do {
                 for try await output in plan.instance.generate(request, decodePeer: plan.decodeName) {
@@ -89,12 +88,16 @@ extension ClusterRouter {
                     o.id = id
                     if !started {
                         started = true
-                        self.started(plan, request)
+                        self.started(plan, request, running: true)
                     }
                     out.yield(o)
                 }
+                // Accounted before the client hears of the end, so its next request (the next
+                // turn of a conversation) sees this one gone.
+                ended(plan, started: started, request)
                 return out.finish()
             } catch {
+                ended(plan, started: started, request)
                 // A refusal is the request's own; after output the client has seen part of an
                 // answer: both end here. Before output, another instance may serve it.
                 if started || error is EngineError || Task.isCancelled { return out.finish(throwing: error) }
@@ -117,17 +120,29 @@ extension ClusterRouter {
         }
     }
 
-    /// The request produced output: its prefill is no longer ahead of anyone.
-    private func started(_ plan: Plan, _ request: ServingRequest) {
+    /// The request produced output (`running`), or failed before any: its prefill is no longer
+    /// ahead of anyone.
+    private func started(_ plan: Plan, _ request: ServingRequest, running: Bool) {
         let uncached = max(0, request.promptTokens.count - (plan.decision.chosenScore?.matchedTokens ?? 0))
         update(plan) { m, entry in
             m.unstarted -= 1
             m.unstartedTokens -= entry ? uncached : 0
         }
+        scheduler.withLock { s in
+            s.started(plan.entry, tokens: plan.decision.chargedTokens, running: running)
+            if let d = plan.decode, let dd = plan.decodeDecision { s.started(d, tokens: dd.chargedTokens, running: running) }
+        }
     }
 
-    private func unrouted(_ plan: Plan, started: Bool, _ request: ServingRequest) {
-        if !started { self.started(plan, request) }
+    private func ended(_ plan: Plan, started: Bool, _ request: ServingRequest) {
+        if started {
+            scheduler.withLock { s in
+                s.finished(plan.entry)
+                if let d = plan.decode { s.finished(d) }
+            }
+        } else {
+            self.started(plan, request, running: false)
+        }
         update(plan) { m, _ in m.member.inFlight -= 1 }
     }
 

@@ -17,6 +17,10 @@ public final class GlobalScheduler {
         /// report does not show yet, so a burst does not all land on one instance.
         var pendingRequests = 0
         var pendingTokens = 0
+        /// Requests that started, and requests that ended, since its last load report, as the
+        /// caller saw them: the report does not show them yet either.
+        var startedSinceReport = 0
+        var finishedSinceReport = 0
         /// Index in its kind's candidate list.
         var position = 0
 
@@ -24,6 +28,7 @@ public final class GlobalScheduler {
             var l = load
             l.waiting += pendingRequests
             l.queuedPrefillTokens += pendingTokens
+            l.running = max(0, l.running + startedSinceReport - finishedSinceReport)
             return l
         }
     }
@@ -126,6 +131,8 @@ public final class GlobalScheduler {
         members[k].load = load
         members[k].pendingRequests = 0
         members[k].pendingTokens = 0
+        members[k].startedSinceReport = 0
+        members[k].finishedSinceReport = 0
         members[k].lastHeard = max(members[k].lastHeard, now)
         refreshCandidate(k)
     }
@@ -209,6 +216,29 @@ public final class GlobalScheduler {
         return decision
     }
 
+    /// A request routed to `id` with ``RoutingDecision/chargedTokens`` `tokens` produced its first
+    /// output, or failed before it: its prefill is no longer ahead of the requests routed next.
+    /// `running` says whether it now runs there (false when it failed).
+    public func started(_ id: InstanceID, tokens: Int, running: Bool = true) {
+        guard let k = index(id) else { return }
+        members[k].pendingRequests = max(0, members[k].pendingRequests - 1)
+        members[k].pendingTokens = max(0, members[k].pendingTokens - tokens)
+        if running { members[k].startedSinceReport += 1 }
+        refreshCandidate(k)
+    }
+
+    /// A request that ``started(_:tokens:running:)`` on `id` ended: until the next report it no
+    /// longer counts as running there, so the next request of a conversation finds its holder idle.
+    public func finished(_ id: InstanceID) {
+        guard let k = index(id) else { return }
+        if members[k].startedSinceReport > 0 {
+            members[k].startedSinceReport -= 1
+        } else {
+            members[k].finishedSinceReport += 1
+        }
+        refreshCandidate(k)
+    }
+
     private func addPending(_ id: InstanceID, tokens: Int) {
         guard let k = index(id) else { return }
         members[k].pendingRequests += 1
@@ -242,7 +272,8 @@ public final class GlobalScheduler {
             decision.reason += "; transfer blocks \(order.fromBlock)..<\(order.toBlock) from \(order.source)"
         }
         let cached = CostModel.usableCachedTokens(cachedBlocks * chosen.profile.blockTokens, promptTokens: request.promptTokens)
-        return (decision, (chosen.instance, max(0, request.promptTokens - cached)))
+        decision.chargedTokens = max(0, request.promptTokens - cached)
+        return (decision, (chosen.instance, decision.chargedTokens))
     }
 
     // MARK: - Inspection

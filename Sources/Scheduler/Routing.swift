@@ -140,6 +140,9 @@ public struct RoutingDecision: Sendable, Hashable, Codable {
     public var reason: String
     /// Blocks to move to the chosen instance before its prefill, when cheaper than recomputing.
     public var transfer: TransferOrder?
+    /// Prefill tokens added to the chosen instance's pending load, until the request starts
+    /// (``GlobalScheduler/started(_:tokens:running:)``) or the instance reports its load.
+    public var chargedTokens: Int = 0
 
     public init(chosen: InstanceID?, policy: PolicyName, kind: InstanceKind, promptTokens: Int, promptBlocks: Int,
                 scoreUnit: String, candidates: [CandidateScore], reason: String, transfer: TransferOrder?) {
@@ -163,5 +166,6 @@ public struct RoutingDecision: Sendable, Hashable, Codable {
         case promptBlocks = "prompt_blocks"
         case scoreUnit = "score_unit"
         case candidates, reason, transfer
+        case chargedTokens = "charged_tokens"
     }
 }
