@@ -133,13 +133,25 @@ struct PDClusterTests {
     func abortAfterHandoff() async throws {
         let c = try Self.cluster(.caching2)
         defer { c.shutdown() }
+        // The decode engine stops at a gate once it runs the handed-off sequence, so the abort
+        // lands while the request is decoding there however slowly this task is scheduled.
+        let gate = DispatchSemaphore(value: 0)
+        let (reached, reachedContinuation) = AsyncStream<Void>.makeStream()
+        c.decode.enqueue { e in
+            guard e.core.runningCount > 0 else { return false }
+            reachedContinuation.finish()
+            _ = gate.wait(timeout: .now() + 10)
+            return true
+        }
         let (id, stream) = try c.submit(promptTokens: Array(5..<70), sampling: Self.params(400))
         var n = 0
-        var finish: FinishReason?
         for try await o in stream {
             if o.token != nil { n += 1 }
-            if n == 3 && finish == nil { c.abort(id) }
-            finish = o.finishReason ?? finish
+            if n == 1 && o.token != nil {
+                for await _ in reached {}
+                c.abort(id)
+                gate.signal()
+            }
         }
         #expect(n < 400, "the request stopped early")
         try await Self.waitIdle(c)
