@@ -73,14 +73,16 @@ public enum RoutingBench {
     }
 
     public static func run(model: LoadedModel, workload w: Workload = Workload(), kvMegabytes: Int = 256,
+                           router: ClusterRouter.Configuration = .init(), policies: [PolicyName] = PolicyName.allCases,
                            progress: (String) -> Void = { _ in }) async throws -> Result {
         let vocab = model.transformer.configuration.vocabularySize
         let (documents, convs) = conversations(w, vocab: vocab)
         let threads = model.pool.threadCount
         var results: [String: PolicyResult] = [:]
-        for policy in PolicyName.allCases {
+        for policy in policies {
             progress(policy.rawValue)
             var spec = DeploymentSpec()
+            spec.router = router
             spec.colocated = w.instances
             spec.threads = threads
             spec.hotBlocks = model.blocks(forMegabytes: kvMegabytes) * w.instances

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Bench
 import Foundation
+import Scheduler
 
 struct RoutingBenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -16,6 +17,9 @@ struct RoutingBenchCommand: AsyncParsableCommand {
     @Option(name: .customLong("rate"), help: "Conversations arriving per second (Poisson).") var rate = 4.0
     @Option(name: .customLong("kv-mb-per-instance"), help: "Hot KV memory of each instance, MiB (the single instance gets all of it).")
     var kvPerInstance = 64
+    @Option(name: .customLong("policies"), help: "Policies to compare (repeatable; default: all; --policy is ignored here).") var policies: [PolicyName] = []
+    @Option(help: "Seed of the workload.") var seed: UInt64 = 11
+    @OptionGroup var router: RouterArguments
 
     func validate() throws {
         if instances < 2 || instances > 16 { throw ValidationError("--instances must be between 2 and 16") }
@@ -32,7 +36,9 @@ struct RoutingBenchCommand: AsyncParsableCommand {
         w.groups = groups
         w.documentTokens = documentTokens
         w.arrivalRate = rate
-        let r = try await RoutingBench.run(model: model, workload: w, kvMegabytes: kvPerInstance) {
+        w.seed = seed
+        let r = try await RoutingBench.run(model: model, workload: w, kvMegabytes: kvPerInstance, router: router.configuration,
+                                           policies: policies.isEmpty ? PolicyName.allCases : policies) {
             FileHandle.standardError.write(Data("bench: \($0)\n".utf8))
         }
         if output.json { try printJSON(r); return }

@@ -24,6 +24,8 @@ public final class ClusterRouter: InferenceBackend, Sendable {
         public var attempts = 3
         /// Longest wait for a scheduler-ordered transfer before the request goes ahead anyway.
         public var transferTimeout: Duration = .seconds(5)
+        /// The prompt-tree policy's load-balance thresholds and weights.
+        public var promptTree = PromptTreePolicy.Configuration()
         public init() {}
     }
 
@@ -75,7 +77,7 @@ public final class ClusterRouter: InferenceBackend, Sendable {
         self.clients = clients
         servedModel = model
         self.configuration = configuration
-        scheduler = Mutex(GlobalScheduler(policy: configuration.policy))
+        scheduler = Mutex(GlobalScheduler(policy: configuration.policy, promptTree: configuration.promptTree))
     }
 
     // MARK: - Membership
