@@ -30,7 +30,11 @@ public struct PaperBench: Sendable {
 
     /// The configurations this run will start, given what `serve --help` offers.
     public func configurations(serveHelp: String) -> [PaperConfiguration] {
-        var configs = PaperMatrix.configurations(policies: PaperMatrix.policies(inServeHelp: serveHelp), instances: instances)
+        var policies = PaperMatrix.policies(inServeHelp: serveHelp)
+        // The quick matrix keeps the paper's own comparison (session-based routing against the
+        // global prompt trees) so that it stays within minutes.
+        if quick { policies = policies.filter { PaperMatrix.quickPolicies.contains($0) } }
+        var configs = PaperMatrix.configurations(policies: policies, instances: instances)
         if !only.isEmpty { configs = configs.filter { only.contains($0.name) } }
         if let compare { configs.append(PaperConfiguration(name: "compare", label: "another server", endpoint: compare)) }
         return configs
@@ -47,6 +51,8 @@ public struct PaperBench: Sendable {
         let policies = PaperMatrix.policies(inServeHelp: help)
         if policies.isEmpty {
             notes.append("`memserve serve --help` offers no `--policy`: the routing-policy configurations were not run.")
+        } else if quick {
+            notes.append("`--quick` runs \(instances) instances under \(PaperMatrix.quickPolicies.joined(separator: " and ")) routing only; the full run adds the other policies.")
         }
         let configs = configurations(serveHelp: help)
         let plans = PaperMatrix.workloads(quick: quick, maxContext: maxContext, seed: seed).filter { workloadKinds.contains($0.kind) }

@@ -62,6 +62,9 @@ public enum PaperMatrix {
         return out
     }
 
+    /// The policies `--quick` compares.
+    public static let quickPolicies = ["session", "prompt-tree"]
+
     /// The routing policies `memserve serve --help` offers: none before the global scheduler
     /// exists.
     public static func policies(inServeHelp help: String) -> [String] {

@@ -14,6 +14,11 @@ struct PaperTests {
         let all = PaperMatrix.configurations(policies: PaperMatrix.policies(inServeHelp: help), instances: 3)
         #expect(all.count == 10)
         #expect(all.last?.serveArguments == ["--instances", "3", "--policy", "prompt-tree"])
+        var bench = PaperBench(executable: "memserve", outputDirectory: URL(fileURLWithPath: "/tmp"))
+        #expect(bench.configurations(serveHelp: help).count == 10)
+        bench.quick = true
+        #expect(bench.configurations(serveHelp: help).map(\.name).suffix(2) == ["2x-session", "2x-prompt-tree"])
+        #expect(bench.configurations(serveHelp: help).count == 8)
     }
 
     static func result(_ kind: WorkloadKind, ttft: [Double], jct: [Double]) -> RunResult {
