@@ -15,6 +15,19 @@ public struct KVReservation: Sendable, Equatable {
     public var missing: Int { table.count - have }
 }
 
+/// Why a receiver refused a transfer.
+public enum KVTransferError: Error, Equatable, CustomStringConvertible {
+    /// A cache insert (`transferWithInsert`) found no free or evictable room; it does not wait,
+    /// since the sender only meant to save a recompute.
+    case noRoom(blocks: Int)
+
+    public var description: String {
+        switch self {
+        case let .noRoom(blocks): "no room for \(blocks) blocks: every block is in use"
+        }
+    }
+}
+
 /// The receiving side of the paper's distributed MemPool API (`PeerLink` is the sending side).
 /// The transfer unit is the "huge block": all layers' K and V of a block's tokens, contiguous,
 /// so moving n blocks is n copies of `blockBytes`.

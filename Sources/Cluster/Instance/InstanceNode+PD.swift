@@ -107,17 +107,20 @@ extension InstanceNode {
     /// there is none: back-pressure; `waiting` is called once if so), tells the sender how many
     /// leading blocks it already has (`accept`), gets the rest into the reservation (`fill`),
     /// then runs `commit` on the engine thread. Unless `commit` ran, the reservation is dropped,
-    /// whatever failed.
-    func receiveKV(tokens: ArraySlice<Int32>?, blockCount: Int, waiting: @escaping @Sendable () -> Void = {},
+    /// whatever failed. Without `waitForRoom` (cache inserts) a full pool refuses at once
+    /// (`KVTransferError.noRoom`) instead of back-pressuring the sender.
+    func receiveKV(tokens: ArraySlice<Int32>?, blockCount: Int, waitForRoom: Bool = true, waiting: @escaping @Sendable () -> Void = {},
                    accept: (Int) async throws -> Void, fill: (KVReservation) async throws -> Void,
                    commit: @escaping @Sendable (EngineService, KVReservation) -> Void) async throws -> KVReservation {
         let engine = engine
         let waited = Counters()
-        let reservation = try await engine.perform { e in
+        let reserved: KVReservation? = try await engine.perform { e -> KVReservation?? in
             let r = KVTransfer.reserve(tokens: tokens, blockCount: blockCount, in: e.core.memPool)
+            if r == nil && !waitForRoom { return .some(nil) }
             if r == nil && waited.first() { waiting() }
-            return r
+            return r.map { .some($0) }
         }
+        guard let reservation = reserved else { throw KVTransferError.noRoom(blocks: blockCount) }
         var committed = false
         defer {
             if !committed { engine.enqueue { e in KVTransfer.cancel(reservation, in: e.core.memPool); return true } }

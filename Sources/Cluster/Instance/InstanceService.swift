@@ -109,17 +109,22 @@ final class InstanceService: Memserve_V1_Instance.SimpleServiceProtocol, @unchec
             throw RPCError(code: .invalidArgument, message: "\(count) blocks cannot hold \(h.tokens.count) tokens (\(bt) per block, at most \(pool.hotBlocks) blocks)")
         }
         let tokens = h.tokens[...]
-        let reservation = try await node.receiveKV(tokens: tokens, blockCount: count, accept: { have in
-            var accepted = Memserve_V1_TransferReply()
-            accepted.accepted.haveBlocks = Int64(have)
-            try await response.write(accepted)
-        }, fill: { reservation in
-            try await RemoteTransfer.receiveChunks(into: reservation, blockBytes: pool.blockBytes) {
-                try await Self.chunk(from: messages.next()) { if case let .chunk(c)? = $0.part { c } else { nil } }
-            }
-        }, commit: { e, reservation in
-            e.core.memPool.release(KVTransfer.commit(reservation, tokens: tokens, in: e.core.memPool))
-        })
+        let reservation: KVReservation
+        do {
+            reservation = try await node.receiveKV(tokens: tokens, blockCount: count, waitForRoom: false, accept: { have in
+                var accepted = Memserve_V1_TransferReply()
+                accepted.accepted.haveBlocks = Int64(have)
+                try await response.write(accepted)
+            }, fill: { reservation in
+                try await RemoteTransfer.receiveChunks(into: reservation, blockBytes: pool.blockBytes) {
+                    try await Self.chunk(from: messages.next()) { if case let .chunk(c)? = $0.part { c } else { nil } }
+                }
+            }, commit: { e, reservation in
+                e.core.memPool.release(KVTransfer.commit(reservation, tokens: tokens, in: e.core.memPool))
+            })
+        } catch let error as KVTransferError {
+            throw RPCError(code: .resourceExhausted, message: error.description)
+        }
         var done = Memserve_V1_TransferReply()
         done.done.movedBlocks = Int64(reservation.missing)
         try await response.write(done)

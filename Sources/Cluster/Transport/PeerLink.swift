@@ -60,7 +60,7 @@ public struct LocalLink: PeerLink {
     }
 
     public func transferWithInsert(tokens: [Int32], blocks: [UInt], blockBytes: Int) async throws -> Int {
-        let r = try await peer().receiveKV(tokens: tokens[...], blockCount: blocks.count, accept: { _ in }, fill: { r in
+        let r = try await peer().receiveKV(tokens: tokens[...], blockCount: blocks.count, waitForRoom: false, accept: { _ in }, fill: { r in
             KVTransfer.copy(blocks[r.have...], into: r, blockBytes: blockBytes)
         }, commit: { e, r in
             e.core.memPool.release(KVTransfer.commit(r, tokens: tokens[...], in: e.core.memPool))
