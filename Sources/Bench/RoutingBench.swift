@@ -35,6 +35,8 @@ public enum RoutingBench {
         public var ttft_avg_ms: Double, ttft_p99_ms: Double
         public var jct_avg_ms: Double, jct_p99_ms: Double
         public var requests: Int
+        /// Requests that ended without producing a token (not in the latencies).
+        public var empty: Int
     }
 
     public struct Result: Codable, Sendable {
@@ -100,15 +102,16 @@ public enum RoutingBench {
         let single = try await Deployment.start(model: model.sibling(threads: threads), spec: spec)
         let one = try await replay(single, w, documents, convs)
         single.shutdown()
-        let p99 = results[PolicyName.promptTree.rawValue]?.ttft_p99_ms ?? 0
         var improvement: [String: Double] = [:]
-        for (k, v) in results where k != PolicyName.promptTree.rawValue && v.ttft_p99_ms > 0 { improvement[k] = 1 - p99 / v.ttft_p99_ms }
+        if let p99 = results[PolicyName.promptTree.rawValue]?.ttft_p99_ms {
+            for (k, v) in results where k != PolicyName.promptTree.rawValue && v.ttft_p99_ms > 0 { improvement[k] = 1 - p99 / v.ttft_p99_ms }
+        }
         return Result(instances: w.instances, conversations: w.conversations, requests: one.requests, arrival_rate_per_s: w.arrivalRate,
                       policies: results, single_instance_hit_rate: one.hit_rate, single_instance: one,
                       prompt_tree_p99_ttft_improvement: improvement)
     }
 
-    struct Sample { var ttft: Double; var jct: Double; var prompt: Int; var cached: Int }
+    struct Sample { var ttft: Double?; var jct: Double; var prompt: Int; var cached: Int }
 
     static func replay(_ backend: any InferenceBackend, _ w: Workload, _ documents: [[Int32]], _ convs: [Conversation]) async throws -> PolicyResult {
         var sampling = SamplingParameters.greedy
@@ -137,7 +140,8 @@ public enum RoutingBench {
                             }
                         }
                         let end = DispatchTime.now().uptimeNanoseconds
-                        out.append(Sample(ttft: Double(first - t0) / 1e6, jct: Double(end - t0) / 1e6, prompt: history.count, cached: cached))
+                        out.append(Sample(ttft: answer.isEmpty ? nil : Double(first - t0) / 1e6, jct: Double(end - t0) / 1e6,
+                                          prompt: history.count, cached: cached))
                         history += answer
                     }
                     return out
@@ -148,9 +152,11 @@ public enum RoutingBench {
             return all
         }
         func avg(_ xs: [Double]) -> Double { xs.reduce(0, +) / Double(max(1, xs.count)) }
+        let answered = samples.filter { $0.ttft != nil }
+        let ttft = answered.compactMap(\.ttft)
         return PolicyResult(hit_rate: Double(samples.map(\.cached).reduce(0, +)) / Double(max(1, samples.map(\.prompt).reduce(0, +))),
-                            ttft_avg_ms: avg(samples.map(\.ttft)), ttft_p99_ms: percentile(samples.map(\.ttft), 0.99),
-                            jct_avg_ms: avg(samples.map(\.jct)), jct_p99_ms: percentile(samples.map(\.jct), 0.99),
-                            requests: samples.count)
+                            ttft_avg_ms: avg(ttft), ttft_p99_ms: percentile(ttft, 0.99),
+                            jct_avg_ms: avg(answered.map(\.jct)), jct_p99_ms: percentile(answered.map(\.jct), 0.99),
+                            requests: samples.count, empty: samples.count - answered.count)
     }
 }
