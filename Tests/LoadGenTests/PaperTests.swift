@@ -70,4 +70,36 @@ struct PaperTests {
         let text = String(decoding: data, as: UTF8.self)
         #expect(text.contains("\"ttft_ms\"") && text.contains("\"jct_ms\"") && text.contains("\"improvements\""))
     }
+
+    @Test("--compare: another server joins the matrix, the tables and the improvements")
+    func compare() throws {
+        var bench = PaperBench(executable: "memserve", outputDirectory: URL(fileURLWithPath: "/tmp"))
+        bench.compare = "http://127.0.0.1:8080/v1"
+        bench.only = ["colocated"]
+        let configs = bench.configurations(serveHelp: "")
+        #expect(configs.map(\.name) == ["colocated", "compare"])
+        #expect(configs.last?.endpoint == "http://127.0.0.1:8080/v1" && configs.last?.serveArguments == [])
+
+        let runs = [
+            PaperRun(configuration: "compare", workload: .react, result: Self.result(.react, ttft: [400, 400], jct: [2000, 2000]), error: nil),
+            PaperRun(configuration: "colocated", workload: .react, result: Self.result(.react, ttft: [100, 100], jct: [1000, 1000]), error: nil),
+        ]
+        #expect(!PaperReport.improvements(runs: runs, compare: false).contains { $0.comparison == "memserve vs compare" })
+        let list = PaperReport.improvements(runs: runs, compare: true)
+        // TTFT 400 -> 100: -75%; JCT 2000 -> 1000: -50%.
+        let ttft = try #require(list.first { $0.workload == .react && $0.comparison == "memserve vs compare" && $0.metric == "ttft" && $0.stat == "avg" })
+        #expect(ttft.ours == -75)
+        let jct = try #require(list.first { $0.workload == .react && $0.comparison == "memserve vs compare" && $0.metric == "jct" && $0.stat == "avg" })
+        #expect(jct.ours == -50)
+
+        let results = PaperResults(
+            machine: MachineInfo(cpu: "Test CPU", cores: 2, memoryGib: 4, os: "Linux", commit: "abc123"), model: "m", modelPath: nil,
+            quick: true, startedAt: "now", durationS: 12, serveArguments: [], configurations: configs,
+            workloads: [WorkloadPlan(kind: .react, options: WorkloadOptions(), arrival: ArrivalOptions(rate: 0.5, seed: 1))],
+            runs: runs, notes: [])
+        let md = PaperReport.markdown(results, plots: [])
+        for needle in ["| compare | 2 / 2 | 400 |", "http://127.0.0.1:8080/v1", "memserve vs compare"] {
+            #expect(md.contains(needle), "\(needle)")
+        }
+    }
 }
