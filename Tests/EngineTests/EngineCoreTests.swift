@@ -230,4 +230,20 @@ struct EngineCoreTests {
         #expect(r.tokens.count == 45)
         #expect(e.memPool.stats.hot.used == 0)
     }
+
+    @Test("a lone sequence short of blocks held outside it (a transfer) waits for them, then runs")
+    func waitsForHeldBlocks() throws {
+        let e = Self.engine(blocks: 8)
+        // Six of eight blocks held as a transfer holds them; the request needs three.
+        let held = try #require(e.memPool.allocate(6))
+        try e.add(Self.request(1, promptLength: 40, maxTokens: 4))
+        for _ in 0..<3 {
+            #expect(try e.step().isEmpty)
+            #expect(e.stalled && e.hasWork)
+        }
+        e.memPool.release(held)
+        let r = try #require(try Self.drain(e)[1])
+        #expect(r.tokens.count == 4 && r.finish == .length)
+        #expect(!e.stalled && e.memPool.stats.hot.used == 0)
+    }
 }

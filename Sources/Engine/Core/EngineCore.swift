@@ -74,6 +74,10 @@ public final class EngineCore {
     }
 
     public var hasWork: Bool { !running.isEmpty || !waiting.isEmpty }
+    /// The last step had work but could schedule none of it (every block held): only something
+    /// from outside (a release, an abort, a new task) can change that, so the caller may sleep
+    /// until then.
+    public private(set) var stalled = false
     /// Sequences and their block counts, for diagnostics.
     public var debugDescription: String {
         "running " + running.map { "\($0.id):\($0.computed)/\($0.tokens.count)b\($0.blocks.count)" }.joined(separator: ",") +
@@ -145,6 +149,7 @@ public final class EngineCore {
         outputs.removeAll(keepingCapacity: true)
         failedStep = nil
         schedule()
+        stalled = batch.sequences.isEmpty && hasWork
         if batch.sequences.isEmpty { return outputs }
         let logits: Logits
         do {
@@ -226,8 +231,10 @@ public final class EngineCore {
             if !ensureBlocks(s, tokens: s.computed + n) {
                 // Out of KV blocks: preempt the newest other sequence and retry, or wait.
                 if preemptNewest(except: s) { continue }
-                if running.count == 1 && handedOff.isEmpty && finished.isEmpty && waiting.allSatisfy({ $0.blocks.isEmpty }) {
-                    // Alone and still out of blocks: it can never grow here. End it rather than stall.
+                if running.count == 1 && model.kvLayout.blocks(forTokens: s.computed + n) > memPool.hotBlocks {
+                    // It outgrew the whole pool: it can never grow here. End it rather than stall.
+                    // (Short of that, blocks held outside the sequences, by a transfer, come back:
+                    // it waits.)
                     s.finish = .length
                     finish(s)
                     continue

@@ -244,8 +244,10 @@ public final class EngineService: Service, @unchecked Sendable {
                     break
                 }
             }
-            if !core.hasWork {
-                if stopping && live.isEmpty && deferred.isEmpty && core.pendingHandoffCount == 0 { break }
+            // A stalled core waits for the next arrival like an idle one, unless one just came.
+            let arrived = !added.isEmpty || !aborted.isEmpty || !tasks.isEmpty
+            if !core.hasWork || (core.stalled && !arrived && !stopping) {
+                if stopping && !core.hasWork && live.isEmpty && deferred.isEmpty && core.pendingHandoffCount == 0 { break }
                 publishStats()
                 wake.lock()
                 if inbox.withLock({ $0.added.isEmpty && $0.aborted.isEmpty && $0.tasks.isEmpty && !$0.stopping }) {
