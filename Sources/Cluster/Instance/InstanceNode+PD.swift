@@ -30,8 +30,8 @@ extension InstanceNode {
         let peer = handoff.handoffTo ?? ""
         let pool = engine.core.memPool
         let addresses = handoff.blocks.map { UInt(bitPattern: pool.blockPointer(BlockID(rawValue: $0))) }
-        let returnPeer = mode == .caching3 ? name : ""
-        let task = Task {
+        let returnPeer = mode == .caching3 ? name : "", blockBytes = pool.blockBytes
+        let body: @Sendable () async -> Void = {
             defer { _ = self.sending.withLock { $0.removeValue(forKey: id) } }
             let released = Atomic<Bool>(false)
             let release: @Sendable () -> Void = {
@@ -41,7 +41,7 @@ extension InstanceNode {
             }
             defer { release() }
             do {
-                try await link.handoff(handoff, blocks: addresses, blockBytes: pool.blockBytes, returnPeer: returnPeer, sink: sink,
+                try await link.handoff(handoff, blocks: addresses, blockBytes: blockBytes, returnPeer: returnPeer, sink: sink,
                                        accepted: { have in
                                            self.counters.value.withLock {
                                                $0.handoffs += 1
@@ -57,7 +57,13 @@ extension InstanceNode {
                 sink.fail(RemoteError.peerFailed(peer: peer, reason: reason))
             }
         }
-        sending.withLock { $0[id] = task }
+        // Created under the lock that `abort` takes: an abort that comes while the handoff starts
+        // finds the task, however soon the task runs.
+        let task = sending.withLock { sending in
+            let task = Task(operation: body)
+            sending[id] = task
+            return task
+        }
         if sink.isCancelled { task.cancel() }
     }
 
