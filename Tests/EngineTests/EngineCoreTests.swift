@@ -171,6 +171,32 @@ struct EngineCoreTests {
         #expect(e.memPool.stats.hot.cached > 0)
     }
 
+    @Test("a prompt's blocks are cached chunk by chunk, and a request sharing it waits for them instead of computing its own copy")
+    func sharedPrefixWaitsForTheRunningPrefill() throws {
+        let e = Self.engine(blocks: 64, budget: 64)
+        let r1 = Self.request(1, promptLength: 150)
+        var r2 = r1
+        r2.id = 2
+        try e.add(r1)
+        try e.add(r2)
+        // The first chunk (64 tokens, 4 blocks) is shared before the prompt is done.
+        _ = try e.step()
+        #expect(e.memPool.cachedBlockCount(r1.promptTokens) == 4)
+        var tokens: [RequestID: [Int32]] = [:], cached: [RequestID: Int] = [:]
+        var steps = 0
+        while e.hasWork && steps < 1000 {
+            for o in try e.step() {
+                if let t = o.token { tokens[o.id, default: []].append(t) }
+                cached[o.id] = o.cachedTokens
+            }
+            steps += 1
+        }
+        // 150 tokens: 9 whole blocks; the last token is always computed.
+        #expect(cached[1] == 0 && cached[2] == 144)
+        #expect(tokens[1] == tokens[2] && tokens[1]?.count == 12)
+        #expect(e.memPool.stats.hot.used == 0)
+    }
+
     @Test("multi-turn conversation: caching on gives the same output as caching off, and hits the history")
     func conversationCachingEqualsNoCaching() throws {
         let on = Self.engine(blocks: 64), off = Self.engine(blocks: 64, caching: false)

@@ -163,8 +163,16 @@ public final class EngineCore {
         }
         var row = 0
         for (s, slice) in zip(scheduled, batch.sequences) {
+            let before = s.computed
             s.computed = slice.endPosition
-            guard slice.wantsLogits else { continue }
+            guard slice.wantsLogits else {
+                // A prompt's blocks are shared as each chunk completes them, so requests that
+                // arrive meanwhile (or wait for it) reuse them.
+                if configuration.prefixCaching && s.generatedCount == 0 && s.computed / blockTokens > before / blockTokens {
+                    cacheComputedBlocks(of: s)
+                }
+                continue
+            }
             let token = s.sampler.sample(logits.row(row))
             row += 1
             // The prompt's KV is complete: share it with requests that arrive meanwhile.
@@ -247,8 +255,16 @@ public final class EngineCore {
         }
 
         if configuration.queueOrder == .cacheAware && configuration.prefixCaching && waiting.count > 1 { orderWaiting() }
-        while budget > 0, running.count < configuration.maxRunning, let s = waiting.first {
-            if configuration.prefixCaching && s.blocks.isEmpty { attachCachedPrefix(s) }
+        var j = 0
+        while budget > 0, running.count < configuration.maxRunning, j < waiting.count {
+            let s = waiting[j]
+            if configuration.prefixCaching && s.blocks.isEmpty {
+                if awaitsPrefixBeingComputed(s) {
+                    j += 1
+                    continue
+                }
+                attachCachedPrefix(s)
+            }
             let n = min(s.pending, budget)
             guard ensureBlocks(s, tokens: s.computed + n) else {
                 releaseBlocks(of: s)
@@ -256,13 +272,13 @@ public final class EngineCore {
                 s.cachedTokens = 0
                 // Sequences further back that hold blocks (adopted from a prefill instance)
                 // must not starve the head of the queue: take theirs, newest first, and retry.
-                if let victim = waiting.dropFirst().last(where: { !$0.blocks.isEmpty }) {
+                if let victim = waiting[(j + 1)...].last(where: { !$0.blocks.isEmpty }) {
                     dropKV(of: victim)
                     continue
                 }
                 break
             }
-            waiting.removeFirst()
+            waiting.remove(at: j)
             for w in waiting where w.arrival < s.arrival { w.overtaken += 1 }
             admissions += 1
             s.admittedAt = admissions
@@ -270,6 +286,27 @@ public final class EngineCore {
             add(s, count: n)
             budget -= n
         }
+    }
+
+    /// Whether a sequence should wait for a running prefill that is computing more of its
+    /// prompt than the cache holds: admitted now, it would compute (and hold) its own copy of
+    /// those blocks. The wait ends when that prefill does (its blocks are cached chunk by chunk).
+    private func awaitsPrefixBeingComputed(_ s: SequenceState) -> Bool {
+        let bt = blockTokens
+        var cached = -1
+        for r in running where r.generatedCount == 0 && r.computed < r.promptCount {
+            let limit = min(s.tokens.count - 1, r.promptCount)
+            guard limit >= bt, s.tokens[0] == r.tokens[0] else { continue }
+            var common = 0
+            s.tokens.withUnsafeBufferPointer { a in
+                r.tokens.withUnsafeBufferPointer { b in
+                    while common < limit && a[common] == b[common] { common += 1 }
+                }
+            }
+            if cached < 0 { cached = memPool.cachedBlockCount(s.tokens) }
+            if common / bt > cached { return true }
+        }
+        return false
     }
 
     /// Cache-aware admission order: sequences that already hold KV or were preempted keep the
