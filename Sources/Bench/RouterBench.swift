@@ -43,6 +43,8 @@ public enum RouterBench {
         /// Cached blocks summed over instances.
         public var cachedBlocks = 1_000_000
         public var decisions = 20_000
+        /// Routed requests whose prefill has not started, at any time.
+        public var inFlight = 256
         public var seed: UInt64 = 0x5C4E_D17E
         public init() {}
     }
@@ -215,6 +217,10 @@ public enum RouterBench {
         var latencies: [Double] = []
         latencies.reserveCapacity(w.decisions)
         var hit = 0, tokens = 0
+        // Requests whose prefill has not started: each routed prompt counts as being computed on
+        // its instance until then (untimed), so a window of them stays in flight.
+        var inFlight: [(InstanceID, [PrefixHash])] = []
+        var inFlightHead = 0
         for (k, r) in requests.enumerated() {
             if k % 64 == 0 {
                 // Instances report now and then; untimed.
@@ -229,6 +235,11 @@ public enum RouterBench {
             let t = ContinuousClock.now
             let d = scheduler.route(hashes: r.hashes, promptTokens: r.tokens, kind: .colocated, now: 5)
             let us = MemPoolBench.seconds(ContinuousClock.now - t) * 1e6
+            if let c = d.chosen { inFlight.append((c, r.hashes)) }
+            if inFlight.count - inFlightHead > w.inFlight {
+                scheduler.computed(inFlight[inFlightHead].0, hashes: inFlight[inFlightHead].1)
+                inFlightHead += 1
+            }
             if k >= warmup {
                 latencies.append(us)
                 hit += d.transfer.map { $0.toBlock * bt } ?? d.chosenScore?.matchedTokens ?? 0

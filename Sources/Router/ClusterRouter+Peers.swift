@@ -68,7 +68,7 @@ extension ClusterRouter: RoutingIntrospection {
     }
 
     public func explainRoute(_ request: ServingRequest) -> Data {
-        let plan = try? plan(request, excluding: [])
+        let plan = try? plan(request, excluding: [], record: false)
         let body = Explanation(policy: configuration.policy.rawValue, prompt_tokens: request.promptTokens.count,
                                entry: plan?.decision, decode: plan?.decodeDecision, members: memberBodies)
         return Self.encode(body)

@@ -18,6 +18,8 @@ extension ClusterRouter {
         var decode: InstanceID?
         var decision: RoutingDecision
         var decodeDecision: RoutingDecision?
+        /// The prompt's block hashes, as routed.
+        var hashes: [PrefixHash]
     }
 
     /// Tokens per block, shared by every member (nil before any joined).
@@ -29,7 +31,7 @@ extension ClusterRouter {
     }
 
     /// Routes a request without sending it: the decisions a `Plan` would carry.
-    func plan(_ request: ServingRequest, excluding failed: Set<InstanceID>) throws(RemoteError) -> Plan {
+    func plan(_ request: ServingRequest, excluding failed: Set<InstanceID>, record: Bool = true) throws(RemoteError) -> Plan {
         let all = members.withLock { Array($0.values) }
         guard let bt = all.first?.member.description.blockTokens else { throw .noPeer("no instance has joined") }
         let hashes = PrefixHash.chain(request.promptTokens, blockTokens: bt)
@@ -37,17 +39,17 @@ extension ClusterRouter {
         let now = Self.now(), kind = entryKind(all)
         let decision = scheduler.withLock {
             $0.route(hashes: hashes, promptTokens: request.promptTokens.count, kind: kind, session: request.session,
-                     now: now, excluding: unavailable)
+                     now: now, excluding: unavailable, record: record)
         }
         guard let entry = decision.chosen, let member = all.first(where: { $0.member.id == entry }) else {
             throw .noPeer("no \(kind == .colocated ? "colocated" : "prefill") instance is reachable" + Self.down(all, kind, unavailable))
         }
         var plan = Plan(entry: entry, entryName: member.instance.name, instance: member.instance, decodeName: nil, decode: nil,
-                        decision: decision, decodeDecision: nil)
+                        decision: decision, decodeDecision: nil, hashes: hashes)
         if member.member.description.role == .prefill {
             let d = scheduler.withLock {
                 $0.route(hashes: hashes, promptTokens: request.promptTokens.count, kind: .decode, session: request.session,
-                         now: now, excluding: unavailable)
+                         now: now, excluding: unavailable, record: record)
             }
             guard let decode = d.chosen, let dm = all.first(where: { $0.member.id == decode }) else {
                 throw .noPeer("no decode instance is reachable" + Self.down(all, .decode, unavailable))
@@ -78,6 +80,7 @@ extension ClusterRouter {
                 break
             }
             if attempt > 0 { metrics.retries.increment() }
+            logger.debug("request \(request.traceID.isEmpty ? "\(id)" : request.traceID) (\(request.promptTokens.count) tokens) to \(plan.entryName): \(plan.decision.reason)")
             metrics.decided(policy: configuration.policy.rawValue, matchedTokens: (plan.decision.chosenScore?.matchedTokens ?? 0))
             routed(plan, request)
             var started = false
@@ -130,7 +133,11 @@ extension ClusterRouter {
         }
         scheduler.withLock { s in
             s.started(plan.entry, tokens: plan.decision.chargedTokens, running: running)
-            if let d = plan.decode, let dd = plan.decodeDecision { s.started(d, tokens: dd.chargedTokens, running: running) }
+            s.computed(plan.entry, hashes: plan.hashes)
+            if let d = plan.decode, let dd = plan.decodeDecision {
+                s.started(d, tokens: dd.chargedTokens, running: running)
+                s.computed(d, hashes: plan.hashes)
+            }
         }
     }
 

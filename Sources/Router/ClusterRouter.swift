@@ -320,7 +320,8 @@ extension InstanceRole {
 extension InstanceLoad {
     init(_ s: EngineStats) {
         self.init(running: s.running, waiting: s.waiting, queuedPrefillTokens: s.queuedPrefillTokens,
-                  freeBlocks: s.hot.free + s.hot.evictable, totalBlocks: s.hot.capacity)
+                  freeBlocks: s.hot.free + s.hot.evictable, unusedBlocks: s.hot.free,
+                  totalBlocks: s.hot.capacity)
     }
 }
 

@@ -83,7 +83,7 @@ public struct CostModel: Sendable, Hashable, Codable {
     /// The transfer of what `source` caches beyond `destination`, if it is worth it.
     public func order(promptTokens: Int, promptBlocks: Int, destination: Candidate, source: Candidate) -> TransferOrder? {
         guard enabled, source.instance != destination.instance else { return nil }
-        let from = destination.matchedBlocks, to = min(source.matchedBlocks, promptBlocks)
+        let from = destination.expectedBlocks, to = min(source.matchedBlocks, promptBlocks)
         guard to - from >= minimumBlocks else { return nil }
         let t = transferSeconds(blocks: to - from, source: source.profile, destination: destination.profile)
         let r = recomputeSeconds(promptTokens: promptTokens, fromBlock: from, toBlock: to, destination: destination.profile)

@@ -38,6 +38,8 @@ public final class GlobalScheduler {
     /// Raw identifier → index in `members`, or -1 once it left.
     private var indexOfRaw: [Int32] = []
     private var trees: [GlobalPromptTree]
+    /// Prompts routed and not started yet, per instance.
+    private var inFlight = InFlightPrefixes()
     /// The policy deciding routes.
     public var policy: any RoutingPolicy
     /// Decides transfers for every policy's choice.
@@ -99,6 +101,7 @@ public final class GlobalScheduler {
         guard let k = index(id) else { return }
         let kind = members[k].kind
         tree(kind).remove(id)
+        inFlight.removeAll(on: id)
         candidates[Self.kindIndex(kind)].remove(at: members[k].position)
         members.remove(at: k)
         indexOfRaw[Int(id.rawValue)] = -1
@@ -186,19 +189,31 @@ public final class GlobalScheduler {
     /// (``MemPool/PrefixHash/chain(_:blockTokens:)``, computed once by the caller) to an
     /// instance of `kind`, with the configured policy, and orders a transfer when the cost model
     /// says moving a better holder's blocks beats recomputing them. The chosen instance's pending
-    /// load grows until its next report.
+    /// load grows until its next report, and the prompt counts as being computed there until
+    /// ``computed(_:hashes:)``; `record: false` is a dry run that leaves both alone.
     /// `excluding` names instances that must not be chosen now (their link is down, or the
     /// request already failed there).
     public func route(hashes: [PrefixHash], promptTokens: Int, kind: InstanceKind, session: String? = nil,
-                      now: UInt64, excluding: Set<InstanceID> = []) -> RoutingDecision {
+                      now: UInt64, excluding: Set<InstanceID> = [], record: Bool = true) -> RoutingDecision {
         let request = RoutingRequest(promptTokens: promptTokens, promptBlocks: hashes.count, kind: kind, session: session, now: now)
         let kk = Self.kindIndex(kind)
         let hits = trees[kk].match(hashes)
         for h in hits { if let k = index(h.instance) { setMatch(kk, members[k].position, h.blocks, h.hotBlocks) } }
+        var computing: [Int] = []
+        inFlight.match(hashes) { id, blocks in
+            guard let k = index(id), members[k].kind == kind else { return }
+            let position = members[k].position
+            if candidates[kk][position].inFlightBlocks == 0 { computing.append(position) }
+            candidates[kk][position].inFlightBlocks = blocks
+        }
         let pool = excluding.isEmpty ? candidates[kk] : candidates[kk].filter { !excluding.contains($0.instance) }
         let (decision, pending) = evaluate(request, pool)
         for h in hits { if let k = index(h.instance) { setMatch(kk, members[k].position, 0, 0) } }
-        if let pending { addPending(pending.id, tokens: pending.tokens) }
+        for position in computing { candidates[kk][position].inFlightBlocks = 0 }
+        if record, let pending {
+            addPending(pending.id, tokens: pending.tokens)
+            inFlight.add(hashes, on: pending.id)
+        }
         return decision
     }
 
@@ -207,6 +222,18 @@ public final class GlobalScheduler {
         candidates[kk][position].matchedBlocks = blocks
         candidates[kk][position].hotBlocks = hot
     }
+
+    /// The request routed to `id` with `hashes` produced its first output or failed before
+    /// it: its prompt is in the instance's tree (or never will be), so it stops counting as
+    /// being computed there. Call once per ``route(hashes:promptTokens:kind:session:now:excluding:)``
+    /// that chose `id`.
+    public func computed(_ id: InstanceID, hashes: [PrefixHash]) {
+        guard index(id) != nil else { return }
+        inFlight.remove(hashes, on: id)
+    }
+
+    /// (prefix, instance) pairs being computed, for inspection and tests.
+    public var inFlightEntries: Int { inFlight.entries }
 
     /// The decision for given candidates (what ``route(hashes:promptTokens:kind:session:now:)``
     /// does after matching), updating the chosen member's pending load.
@@ -254,7 +281,8 @@ public final class GlobalScheduler {
         scores.reserveCapacity(candidates.count)
         for (k, c) in candidates.enumerated() {
             scores.append(CandidateScore(instance: c.instance, matchedTokens: c.matchedTokens(promptTokens: request.promptTokens),
-                                         hotTokens: c.hotTokens(promptTokens: request.promptTokens), load: c.load,
+                                         hotTokens: c.hotTokens(promptTokens: request.promptTokens),
+                                         inFlightTokens: min(c.inFlightBlocks * c.profile.blockTokens, max(0, request.promptTokens)), load: c.load,
                                          score: k < choice.scores.count ? choice.scores[k] : 0))
         }
         var decision = RoutingDecision(chosen: nil, policy: policy.name, kind: request.kind, promptTokens: request.promptTokens,
@@ -263,7 +291,7 @@ public final class GlobalScheduler {
         guard let i = choice.index, candidates.indices.contains(i) else { return (decision, nil) }
         let chosen = candidates[i]
         decision.chosen = chosen.instance
-        var cachedBlocks = chosen.matchedBlocks
+        var cachedBlocks = chosen.expectedBlocks
         if let h = CostModel.bestHolder(candidates),
            let order = costModel.order(promptTokens: request.promptTokens, promptBlocks: request.promptBlocks,
                                        destination: chosen, source: candidates[h]) {

@@ -30,14 +30,23 @@ public struct Candidate: Sendable, Hashable {
     public var matchedBlocks: Int
     /// Of those, blocks in its hot tier.
     public var hotBlocks: Int
+    /// Leading blocks of the prompt that requests routed there earlier are computing: not
+    /// cached yet, but by the time this request's prefill runs behind them.
+    public var inFlightBlocks: Int
 
-    public init(instance: InstanceID, load: InstanceLoad, profile: InstanceProfile, matchedBlocks: Int = 0, hotBlocks: Int = 0) {
+    public init(instance: InstanceID, load: InstanceLoad, profile: InstanceProfile, matchedBlocks: Int = 0, hotBlocks: Int = 0,
+                inFlightBlocks: Int = 0) {
         self.instance = instance
         self.load = load
         self.profile = profile
         self.matchedBlocks = matchedBlocks
         self.hotBlocks = hotBlocks
+        self.inFlightBlocks = inFlightBlocks
     }
+
+    /// Leading blocks it will have cached when this request's prefill starts there: cached
+    /// now, or being computed by requests ahead of it.
+    public var expectedBlocks: Int { max(matchedBlocks, inFlightBlocks) }
 
     /// Prompt tokens its cache covers.
     public func matchedTokens(promptTokens: Int) -> Int { min(matchedBlocks * profile.blockTokens, max(0, promptTokens)) }
@@ -102,14 +111,17 @@ public struct CandidateScore: Sendable, Hashable, Codable {
     public var matchedTokens: Int
     /// Of those, tokens in its hot tier.
     public var hotTokens: Int
+    /// Prompt tokens that requests routed there earlier are computing (see ``Candidate/inFlightBlocks``).
+    public var inFlightTokens: Int
     public var load: InstanceLoad
     /// The policy's score (lower is better, in the decision's `scoreUnit`).
     public var score: Double
 
-    public init(instance: InstanceID, matchedTokens: Int, hotTokens: Int, load: InstanceLoad, score: Double) {
+    public init(instance: InstanceID, matchedTokens: Int, hotTokens: Int, inFlightTokens: Int = 0, load: InstanceLoad, score: Double) {
         self.instance = instance
         self.matchedTokens = matchedTokens
         self.hotTokens = hotTokens
+        self.inFlightTokens = inFlightTokens
         self.load = load
         self.score = score.isFinite ? score : .greatestFiniteMagnitude
     }
@@ -118,13 +130,14 @@ public struct CandidateScore: Sendable, Hashable, Codable {
         case instance
         case matchedTokens = "matched_tokens"
         case hotTokens = "hot_tokens"
+        case inFlightTokens = "in_flight_tokens"
         case load, score
     }
 }
 
 /// Where a request goes and why. Encodes with snake_case keys: `chosen` (an instance number or
 /// null), `policy`, `kind`, `prompt_tokens`, `prompt_blocks`, `score_unit`, `candidates`
-/// (`instance`, `matched_tokens`, `hot_tokens`, `load`, `score`), `reason`, `transfer` (null or a
+/// (`instance`, `matched_tokens`, `hot_tokens`, `in_flight_tokens`, `load`, `score`), `reason`, `transfer` (null or a
 /// ``TransferOrder``).
 public struct RoutingDecision: Sendable, Hashable, Codable {
     /// The instance chosen; nil when no instance of the kind is known.
