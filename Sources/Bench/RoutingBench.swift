@@ -37,6 +37,8 @@ public enum RoutingBench {
         public var requests: Int
         /// Requests that ended without producing a token (not in the latencies).
         public var empty: Int
+        /// Cached blocks the instances evicted for room over the run.
+        public var evicted_blocks = 0
     }
 
     public struct Result: Codable, Sendable {
@@ -91,7 +93,9 @@ public enum RoutingBench {
             spec.router.policy = policy
             let backend = try await RoutedDeployment.start(model: model, spec: spec)
             let running = Task { try await backend.run() }
-            results[policy.rawValue] = try await replay(backend, w, documents, convs)
+            var r = try await replay(backend, w, documents, convs)
+            r.evicted_blocks = backend.stats.evictions
+            results[policy.rawValue] = r
             await backend.stop()
             _ = try? await running.value
         }
@@ -100,7 +104,8 @@ public enum RoutingBench {
         spec.threads = threads
         spec.hotBlocks = model.blocks(forMegabytes: kvMegabytes) * w.instances
         let single = try await Deployment.start(model: model.sibling(threads: threads), spec: spec)
-        let one = try await replay(single, w, documents, convs)
+        var one = try await replay(single, w, documents, convs)
+        one.evicted_blocks = single.stats.evictions
         single.shutdown()
         var improvement: [String: Double] = [:]
         if let p99 = results[PolicyName.promptTree.rawValue]?.ttft_p99_ms {

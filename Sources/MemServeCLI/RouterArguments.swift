@@ -16,7 +16,15 @@ struct RouterArguments: ParsableArguments {
     @Option(name: .customLong("balance-rel-threshold"), help: "prompt-tree: ratio by which the busiest instance must exceed the idlest, too, for that fallback.")
     var balanceRelativeThreshold = PromptTreePolicy.Configuration().balanceRelativeThreshold
 
+    @Option(name: .customLong("eviction-weight"), help: "prompt-tree: how much a cached block the request would evict weighs, in tokens prefilled again per evicted token (0 ignores evictions).")
+    var evictionWeight = PromptTreePolicy.Configuration().evictionWeight
+
+    @Option(name: .customLong("prefill-weight"), help: "prompt-tree: weight of a request's own prefill against the queue ahead of it (above 1, recomputing a prefix another instance holds counts as work others wait for).")
+    var prefillWeight = PromptTreePolicy.Configuration().prefillWeight
+
     func validate() throws {
+        if !(prefillWeight >= 0 && prefillWeight <= 100) { throw ValidationError("--prefill-weight must be between 0 and 100") }
+        if !(evictionWeight >= 0 && evictionWeight <= 100) { throw ValidationError("--eviction-weight must be between 0 and 100") }
         if balanceAbsoluteThreshold < 0 { throw ValidationError("--balance-abs-threshold must not be negative") }
         if !(balanceRelativeThreshold >= 1 && balanceRelativeThreshold < 1e6) { throw ValidationError("--balance-rel-threshold must be at least 1") }
         if !(cacheTTL > 0 && cacheTTL <= 3600) { throw ValidationError("--cache-ttl must be between 0 and 3600 seconds") }
@@ -28,6 +36,8 @@ struct RouterArguments: ParsableArguments {
         c.ttl = .milliseconds(Int64(cacheTTL * 1000))
         c.promptTree.balanceAbsoluteThreshold = balanceAbsoluteThreshold
         c.promptTree.balanceRelativeThreshold = balanceRelativeThreshold
+        c.promptTree.evictionWeight = evictionWeight
+        c.promptTree.prefillWeight = prefillWeight
         return c
     }
 }

@@ -43,11 +43,11 @@ struct RoutingBenchCommand: AsyncParsableCommand {
         }
         if output.json { try printJSON(r); return }
         Output.write("\(r.instances) instances, \(r.conversations) conversations (\(r.requests) requests), \(r.arrival_rate_per_s)/s\n")
-        Output.write("policy          hit rate   TTFT avg/p99 ms     JCT avg/p99 ms\n")
+        Output.write("policy          hit rate   TTFT avg/p99 ms     JCT avg/p99 ms      evicted\n")
         func row(_ name: String, _ p: RoutingBench.PolicyResult) {
             Output.write(name.padding(toLength: 15, withPad: " ", startingAt: 0) +
-                String(format: " %6.1f%%  %7.1f / %-8.1f %7.1f / %-8.1f\n", 100 * p.hit_rate, p.ttft_avg_ms, p.ttft_p99_ms,
-                       p.jct_avg_ms, p.jct_p99_ms) + (p.empty > 0 ? "  (\(p.empty) ended without a token)\n" : ""))
+                String(format: " %6.1f%%  %7.1f / %-8.1f %7.1f / %-8.1f %7d\n", 100 * p.hit_rate, p.ttft_avg_ms, p.ttft_p99_ms,
+                       p.jct_avg_ms, p.jct_p99_ms, p.evicted_blocks) + (p.empty > 0 ? "  (\(p.empty) ended without a token)\n" : ""))
         }
         for name in r.policies.keys.sorted() { row(name, r.policies[name]!) }
         row("single", r.single_instance)

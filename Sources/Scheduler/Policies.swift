@@ -110,16 +110,19 @@ public struct SessionPolicy: RoutingPolicy {
     }
 }
 
-/// The default: the instance with the earliest predicted time to first token, which weighs the
-/// cached prefix (less to prefill) against load (more to wait for), so affinity never makes a hot
-/// spot: once a holder's queue outweighs what its cache saves, another instance wins — and, with
-/// the cost model, may receive the cached blocks instead of recomputing them.
+/// The default: the instance with the best predicted time to first token, with the work the
+/// request adds weighed in. It weighs the cached prefix (less to prefill) against load (more to
+/// wait for), so affinity never makes a hot spot: once a holder's queue outweighs what its cache
+/// saves, another instance wins — and, with the cost model, may receive the cached blocks
+/// instead of recomputing them.
 ///
-/// Predicted TTFT on a candidate = work ahead of the request (its queued prefill tokens, plus a
+/// Score of a candidate = work ahead of the request (its queued prefill tokens, plus a
 /// per-request overhead for each waiting one, plus running sequences each counted as
-/// `runningPrefillTokens` tokens) at its measured prefill speed, + the prefill of this prompt's
-/// uncached part at the prompt's length (or the transfer of the best holder's blocks and the
-/// prefill of what remains, when cheaper), + a penalty for blocks it lacks room for.
+/// `runningPrefillTokens` tokens) at its measured prefill speed, + `prefillWeight` times the
+/// prefill of this prompt's uncached part at the prompt's length (or the transfer of the best
+/// holder's blocks and the prefill of what remains, when cheaper), + a penalty for blocks it
+/// lacks room for and for cached blocks it would evict. What the instance caches includes
+/// prefixes that requests routed there before are computing (``Candidate/inFlightBlocks``).
 ///
 /// When loads are unbalanced past both thresholds (as SGLang's cache-aware router does:
 /// `max - min > balanceAbsoluteThreshold` and `max > min * balanceRelativeThreshold` requests),
@@ -136,13 +139,25 @@ public struct PromptTreePolicy: RoutingPolicy {
         /// Weight of the penalty for blocks an instance lacks room for (as if those tokens were
         /// prefilled once more).
         public var memoryPressureWeight: Double
+        /// Weight of the penalty for cached blocks the request would evict (the chance that a
+        /// later request needs them again, as if they were then prefilled once more). It steers
+        /// new prefixes to instances with unused memory instead of over others' caches.
+        public var evictionWeight: Double
+        /// Weight of the request's own prefill against the work queued ahead of it. Above 1, the
+        /// work a request adds to an instance (which later requests wait behind) counts beyond
+        /// its own TTFT, so a prefix is not computed again on an idle instance when its holder
+        /// is only a little busier: the cluster's cache and compute go further.
+        public var prefillWeight: Double
 
         public init(balanceAbsoluteThreshold: Int = 32, balanceRelativeThreshold: Double = 1.5,
-                    runningPrefillTokens: Double = 8, memoryPressureWeight: Double = 1) {
+                    runningPrefillTokens: Double = 8, memoryPressureWeight: Double = 1, evictionWeight: Double = 0.5,
+                    prefillWeight: Double = 2) {
             self.balanceAbsoluteThreshold = balanceAbsoluteThreshold
             self.balanceRelativeThreshold = balanceRelativeThreshold
             self.runningPrefillTokens = runningPrefillTokens
             self.memoryPressureWeight = memoryPressureWeight
+            self.evictionWeight = evictionWeight
+            self.prefillWeight = prefillWeight
         }
     }
 
@@ -167,8 +182,13 @@ public struct PromptTreePolicy: RoutingPolicy {
         public var memory: Double
         /// Whether the prefill part assumes a transfer from the best holder.
         public var transfer: Bool
+        /// ``Configuration/prefillWeight``.
+        public var prefillWeight: Double = 1
 
-        public var total: Double { queue + prefill + memory }
+        /// The predicted TTFT.
+        public var seconds: Double { queue + prefill + memory }
+        /// The score compared: the TTFT with the prefill weighted.
+        public var total: Double { queue + prefill * prefillWeight + memory }
     }
 
     /// The predicted TTFT of `c` for `request`, with `holder` (the candidate caching the most of
@@ -182,7 +202,7 @@ public struct PromptTreePolicy: RoutingPolicy {
     /// the match, which most candidates share.
     func prefillPart(_ c: Candidate, _ request: RoutingRequest, holder: Candidate?) -> (seconds: Double, transfer: Bool) {
         let p = c.profile, n = request.promptTokens
-        let prefill = p.prefillSeconds(tokens: n, cachedTokens: CostModel.usableCachedTokens(c.matchedBlocks * p.blockTokens, promptTokens: n))
+        let prefill = p.prefillSeconds(tokens: n, cachedTokens: CostModel.usableCachedTokens(c.expectedBlocks * p.blockTokens, promptTokens: n))
         if let holder, let order = costModel.order(promptTokens: n, promptBlocks: request.promptBlocks, destination: c, source: holder) {
             let moved = order.predictedTransferSeconds
                 + p.prefillSeconds(tokens: n, cachedTokens: CostModel.usableCachedTokens(order.toBlock * p.blockTokens, promptTokens: n))
@@ -199,11 +219,15 @@ public struct PromptTreePolicy: RoutingPolicy {
             + Double(max(0, l.running)) * configuration.runningPrefillTokens * p.prefillSecondsPerToken
         var memory = 0.0
         if l.totalBlocks > 0 {
-            let need = (n + p.blockTokens - 1) / p.blockTokens - c.matchedBlocks
-            let short = max(0, need - max(0, l.freeBlocks))
-            memory = Double(short * p.blockTokens) * p.prefillSecondsPerToken * configuration.memoryPressureWeight
+            let need = (n + p.blockTokens - 1) / p.blockTokens - c.expectedBlocks
+            let free = max(0, l.freeBlocks)
+            let short = max(0, need - free)
+            let evicted = max(0, min(need, free) - max(0, l.unusedBlocks))
+            memory = (Double(short) * configuration.memoryPressureWeight + Double(evicted) * configuration.evictionWeight)
+                * Double(p.blockTokens) * p.prefillSecondsPerToken
         }
-        return Prediction(queue: queue, prefill: prefill, memory: memory, transfer: transfer)
+        return Prediction(queue: queue, prefill: prefill, memory: memory, transfer: transfer,
+                          prefillWeight: configuration.prefillWeight)
     }
 
     public mutating func choose(_ request: RoutingRequest, candidates: [Candidate]) -> RoutingChoice {
@@ -223,18 +247,18 @@ public struct PromptTreePolicy: RoutingPolicy {
             let part: Part
             if c.instance == holderID {
                 part = prefillPart(c, request, holder: holder)
-            } else if c.matchedBlocks == 0 {
+            } else if c.expectedBlocks == 0 {
                 if let m = cold, m.profile == c.profile {
                     part = m.part
                 } else {
                     part = prefillPart(c, request, holder: holder)
                     cold = (c.profile, part)
                 }
-            } else if let m = warm, m.matched == c.matchedBlocks, m.profile == c.profile {
+            } else if let m = warm, m.matched == c.expectedBlocks, m.profile == c.profile {
                 part = m.part
             } else {
                 part = prefillPart(c, request, holder: holder)
-                warm = (c.profile, c.matchedBlocks, part)
+                warm = (c.profile, c.expectedBlocks, part)
             }
             predictions.append(predict(c, request, prefill: part.seconds, transfer: part.transfer))
         }
@@ -258,8 +282,8 @@ public struct PromptTreePolicy: RoutingPolicy {
             let a = candidates[k], b = candidates[best]
             if scores[k] < scores[best]
                 || (scores[k] == scores[best]
-                    && (a.matchedBlocks, -a.load.requests, UInt64.max - rotationDistance(a.instance, after: last))
-                        > (b.matchedBlocks, -b.load.requests, UInt64.max - rotationDistance(b.instance, after: last))) {
+                    && (a.expectedBlocks, -a.load.requests, UInt64.max - rotationDistance(a.instance, after: last))
+                        > (b.expectedBlocks, -b.load.requests, UInt64.max - rotationDistance(b.instance, after: last))) {
                 best = k
             }
         }
@@ -269,9 +293,12 @@ public struct PromptTreePolicy: RoutingPolicy {
             let v = (s * 1e4).rounded() / 10
             return "\(v) ms"
         }
-        var reason = "\(c.instance): earliest predicted first token, \(ms(pr.total)) (queue \(ms(pr.queue)), prefill \(ms(pr.prefill))"
+        var reason = "\(c.instance): best predicted first token and added work, TTFT \(ms(pr.seconds)) (queue \(ms(pr.queue)), prefill \(ms(pr.prefill))"
         if pr.memory > 0 { reason += ", memory \(ms(pr.memory))" }
         reason += "), \(c.matchedTokens(promptTokens: request.promptTokens)) of \(request.promptTokens) tokens cached"
+        if c.inFlightBlocks > c.matchedBlocks {
+            reason += ", \(min(c.inFlightBlocks * c.profile.blockTokens, request.promptTokens)) being computed there"
+        }
         if pr.transfer, let holder { reason += ", more from \(holder.instance)" }
         return RoutingChoice(index: best, scores: scores, unit: "seconds", reason: reason)
     }

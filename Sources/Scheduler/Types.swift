@@ -44,15 +44,19 @@ public struct InstanceLoad: Sendable, Hashable, Codable {
     public var queuedPrefillTokens: Int
     /// Hot blocks that can be had now: free plus evictable.
     public var freeBlocks: Int
+    /// Of `freeBlocks`, those holding no cached prefix: taking more than these evicts cache.
+    public var unusedBlocks: Int
     /// Hot blocks in all.
     public var totalBlocks: Int
 
+    /// `unusedBlocks` defaults to `freeBlocks` (nothing cached is in the way).
     public init(running: Int = 0, waiting: Int = 0, queuedPrefillTokens: Int = 0, freeBlocks: Int = 0,
-                totalBlocks: Int = 0) {
+                unusedBlocks: Int? = nil, totalBlocks: Int = 0) {
         self.running = running
         self.waiting = waiting
         self.queuedPrefillTokens = queuedPrefillTokens
         self.freeBlocks = freeBlocks
+        self.unusedBlocks = min(freeBlocks, unusedBlocks ?? freeBlocks)
         self.totalBlocks = totalBlocks
     }
 
@@ -63,6 +67,7 @@ public struct InstanceLoad: Sendable, Hashable, Codable {
         case running, waiting
         case queuedPrefillTokens = "queued_prefill_tokens"
         case freeBlocks = "free_blocks"
+        case unusedBlocks = "unused_blocks"
         case totalBlocks = "total_blocks"
     }
 }

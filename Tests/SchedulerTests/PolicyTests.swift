@@ -105,6 +105,56 @@ struct PolicyTests {
         #expect(!e.reason.contains("unbalanced"))
     }
 
+    /// A new prefix goes where it evicts nothing, even to a slightly busier instance; with
+    /// evictions weighed at zero the shorter queue wins again.
+    @Test func promptTreeKeepsOthersCachesWhenItCan() {
+        let (s, ids) = scheduler(.promptTree, instances: 2)
+        let r = request(11, blocks: 50)
+        // ids[0]: every free block holds a cached prefix; ids[1]: 100 prefill tokens more queued, memory unused.
+        s.updateLoad(ids[0], InstanceLoad(running: 1, freeBlocks: 900, unusedBlocks: 10, totalBlocks: 1000), now: 1)
+        s.updateLoad(ids[1], InstanceLoad(running: 1, queuedPrefillTokens: 100, freeBlocks: 900, totalBlocks: 1000), now: 1)
+        let d = s.route(hashes: r.hashes, promptTokens: r.tokens, kind: .colocated, now: 2)
+        #expect(d.chosen == ids[1], "\(d.reason)")
+        #expect(d.candidates[0].load.unusedBlocks == 10 && d.candidates[1].load.unusedBlocks == 900)
+
+        var config = PromptTreePolicy.Configuration()
+        config.evictionWeight = 0
+        var p = PromptTreePolicy(configuration: config, costModel: CostModel(enabled: false))
+        let c = d.candidates.map { Candidate(instance: $0.instance, load: $0.load, profile: profile()) }
+        let e = p.choose(RoutingRequest(promptTokens: r.tokens, promptBlocks: r.hashes.count, now: 3), candidates: c)
+        #expect(e.index == 0)
+    }
+
+    /// A burst of requests sharing a new prefix: the first one's instance is computing it, so
+    /// the rest follow it there instead of each prefilling a copy elsewhere.
+    @Test func promptTreeFollowsAPrefixBeingComputed() throws {
+        let (s, ids) = scheduler(.promptTree, instances: 4)
+        let document = chainHashes(21, blocks: 48, blockTokens: 16)
+        let first = s.route(hashes: document, promptTokens: 48 * 16 + 8, kind: .colocated, now: 1)
+        let home = try #require(first.chosen)
+        #expect(s.inFlightEntries == 48)
+        var followers: [InstanceID] = []
+        for k in 0..<3 {
+            let hashes = document + chainHashes(100 + k, blocks: 2, blockTokens: 16)
+            let d = s.route(hashes: hashes, promptTokens: hashes.count * 16, kind: .colocated, now: 2)
+            followers.append(d.chosen!)
+            #expect(d.candidates.first { $0.instance == home }?.inFlightTokens == 48 * 16)
+            #expect(d.reason.contains("being computed"), "\(d.reason)")
+        }
+        #expect(followers.allSatisfy { $0 == home }, "\(followers) vs \(home)")
+        // Dry runs (the debug endpoint) record nothing.
+        let before = s.inFlightEntries
+        _ = s.route(hashes: document, promptTokens: 48 * 16, kind: .colocated, now: 3, record: false)
+        #expect(s.inFlightEntries == before)
+        // Once the prefills produced output, the instances' own trees take over.
+        s.computed(home, hashes: document)
+        for k in 0..<3 { s.computed(home, hashes: document + chainHashes(100 + k, blocks: 2, blockTokens: 16)) }
+        #expect(s.inFlightEntries == 0)
+        let later = s.route(hashes: document, promptTokens: 48 * 16, kind: .colocated, now: 4, record: false)
+        #expect(later.candidates.allSatisfy { $0.inFlightTokens == 0 })
+        _ = ids
+    }
+
     /// One hot shared prefix, many requests: the holder takes the first ones, and once its
     /// queue outweighs what its cache saves others take requests (and cache the prefix too).
     @Test func aHotPrefixDoesNotMakeAHotSpot() {
