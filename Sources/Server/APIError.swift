@@ -25,6 +25,12 @@ public enum APIError: Error, Equatable, Sendable {
     /// The body is larger than the configured limit. Answered with `Connection: close`: the rest
     /// of the body is not worth reading, and a client still writing it learns at once.
     case bodyTooLarge(limit: Int)
+    /// The server holds as many admitted requests (or prompt tokens) as it is configured to;
+    /// `retryAfter` seconds is a hint sent as `Retry-After`.
+    case overloaded(Overload, retryAfter: Int)
+    /// `/v1/*` needs `Authorization: Bearer KEY` with a configured key; `provided` says whether
+    /// any key came (the messages differ, as OpenAI's do).
+    case unauthorized(provided: Bool)
     /// A POST body that is declared as something other than JSON.
     case unsupportedMediaType(String)
     /// No such route.
@@ -46,6 +52,8 @@ public enum APIError: Error, Equatable, Sendable {
     public var status: HTTPResponse.Status {
         switch self {
         case .malformedJSON, .malformedHTTP, .invalidRequest, .unsupported, .contextLengthExceeded: .badRequest
+        case .overloaded: .tooManyRequests
+        case .unauthorized: .unauthorized
         case .modelNotFound, .notFound: .notFound
         case .bodyTooLarge: .contentTooLarge
         case .unsupportedMediaType: .unsupportedMediaType
@@ -76,6 +84,13 @@ public enum APIError: Error, Equatable, Sendable {
             .init(message: Self.contextMessage(promptTokens: tokens, completionTokens: completion, limit: limit,
                                                field: promptParam ?? param),
                   type: invalid, param: param, code: "context_length_exceeded")
+        case let .overloaded(what, _):
+            .init(message: what.message, type: what.type, param: nil, code: "rate_limit_exceeded")
+        case let .unauthorized(provided):
+            .init(message: provided ? "Incorrect API key provided. Send a key this server accepts as 'Authorization: Bearer KEY'."
+                  : "You didn't provide an API key. You need to provide your API key in an Authorization header using "
+                  + "Bearer auth (i.e. Authorization: Bearer YOUR_KEY).",
+                  type: invalid, param: nil, code: "invalid_api_key")
         case let .bodyTooLarge(limit):
             .init(message: "The request body exceeds the limit of \(limit) bytes.", type: invalid, param: nil, code: "request_too_large")
         case let .unsupportedMediaType(type):
@@ -209,6 +224,28 @@ public enum APIError: Error, Equatable, Sendable {
             return underlying.userInfo[NSDebugDescriptionErrorKey] as? String ?? context.debugDescription
         }
         return context.debugDescription
+    }
+}
+
+/// What an overloaded server has too much of; OpenAI's error `type` for it.
+public enum Overload: Sendable, Equatable {
+    case requests(limit: Int)
+    case tokens(limit: Int)
+
+    var type: String {
+        switch self {
+        case .requests: "requests"
+        case .tokens: "tokens"
+        }
+    }
+
+    var message: String {
+        switch self {
+        case let .requests(limit):
+            "The server is at its limit of \(limit) queued or running requests. Please retry after a short wait."
+        case let .tokens(limit):
+            "The server is at its limit of \(limit) prompt tokens queued or running. Please retry after a short wait."
+        }
     }
 }
 

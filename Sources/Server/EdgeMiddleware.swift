@@ -53,6 +53,10 @@ extension APIError {
         case .bodyTooLarge:
             // `ConnectionWatcher` closes the connection once this response is out.
             response.headers[.connection] = "close"
+        case let .overloaded(_, retryAfter):
+            response.headers[.retryAfter] = String(retryAfter)
+        case .unauthorized:
+            response.headers[.wwwAuthenticate] = "Bearer"
         default:
             break
         }

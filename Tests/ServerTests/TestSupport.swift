@@ -15,7 +15,7 @@ struct Harness {
     let server: MemServeServer
 
     static func make(contextLength: Int = 512, maxContext: Int = 256, blocks: Int = 64, maxBodyBytes: Int = 4 << 20,
-                     prefixCaching: Bool = true, servedModelNames: [String] = []) throws -> Harness {
+                     prefixCaching: Bool = true, servedModelNames: [String] = [], limits: LoadLimits = LoadLimits()) throws -> Harness {
         // Before the engine: its metrics bind to the backend when it is created.
         let registry = PrometheusBootstrap.registry()
         var options = ModelOptions()
@@ -29,7 +29,7 @@ struct Harness {
         scheduler.prefixCaching = prefixCaching
         let engine = EngineService(model: model, memPool: try model.makeMemPool(hotBlocks: blocks), configuration: scheduler)
         let server = MemServeServer(engine: engine, configuration: ServerConfiguration(host: "127.0.0.1", port: 0, maxBodyBytes: maxBodyBytes,
-                                                                                     servedModelNames: servedModelNames),
+                                                                                     servedModelNames: servedModelNames, limits: limits),
                                     registry: registry)
         return Harness(engine: engine, server: server)
     }
