@@ -57,6 +57,7 @@ let package = Package(
         .package(url: "https://github.com/grpc/grpc-swift-protobuf", from: "2.0.0"),
         .package(url: "https://github.com/apple/swift-protobuf", from: "1.28.0"),
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.20.0"),
+        .package(url: "https://github.com/x-sheep/swift-property-based", from: "2.0.1"),
     ],
     targets: blasTargets + [
         // Numeric kernels: BLAS wrapper, quantized block formats and mat-muls, vector ops, thread pool.
@@ -164,6 +165,7 @@ let package = Package(
         .testTarget(name: "ServerTests", dependencies: [
             "Server", "Engine", "Model", "GGUF",
             .product(name: "HummingbirdTesting", package: "hummingbird"),
+            .product(name: "PropertyBased", package: "swift-property-based"),
         ]),
         .testTarget(name: "LoadGenTests", dependencies: ["LoadGen", "Server", "Engine", "Model", "GGUF"]),
     ]
