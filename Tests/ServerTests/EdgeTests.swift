@@ -112,14 +112,15 @@ struct EdgeTests {
         await eventually(10) { backend.submitted >= count }
     }
 
-    @Test("at the request limit, excess requests get 429 with Retry-After; 64 held streams below it all finish")
-    func requestLimit() async throws {
+    @Test("at the request limit, excess requests get 429 with Retry-After; the streams held up to it all finish",
+          arguments: [64, 256])
+    func requestLimit(streams: Int) async throws {
         let backend = try GatedBackend()
-        let server = Self.server(backend, limits: LoadLimits(maxRequests: 64, maxTokens: 1 << 20, retryAfterSeconds: 2))
+        let server = Self.server(backend, limits: LoadLimits(maxRequests: streams, maxTokens: 1 << 20, retryAfterSeconds: 2))
         try await server.makeApplication().test(.router) { client in
             try await withThrowingTaskGroup(of: TestResponse.self) { group in
-                for _ in 0..<64 { group.addTask { try await client.post("/v1/chat/completions", Self.chat) } }
-                #expect(await Self.held(backend, 64))
+                for _ in 0..<streams { group.addTask { try await client.post("/v1/chat/completions", Self.chat) } }
+                #expect(await Self.held(backend, streams))
                 for body in [Self.chat, #"{"prompt":"x","max_tokens":1}"#] {
                     let uri = body.contains("messages") ? "/v1/chat/completions" : "/v1/completions"
                     let refused = try await client.post(uri, body)
@@ -127,7 +128,7 @@ struct EdgeTests {
                     #expect(refused.headers[.retryAfter] == "2")
                     Self.checkErrorBody(refused, type: "requests", code: "rate_limit_exceeded")
                 }
-                #expect(backend.submitted == 64, "a refused request reached the backend")
+                #expect(backend.submitted == streams, "a refused request reached the backend")
                 backend.open()
                 var ok = 0
                 for try await r in group {
@@ -135,11 +136,38 @@ struct EdgeTests {
                     #expect(r.events.last == "[DONE]")
                     if r.status == .ok { ok += 1 }
                 }
-                #expect(ok == 64)
+                #expect(ok == streams)
             }
             // Every admitted request gave its share back.
             let after = try await client.post("/v1/chat/completions", Self.chat)
             #expect(after.status == .ok)
+        }
+    }
+
+    @Test("64 concurrent streams over real sockets through the synthetic engine all finish, none refused")
+    func concurrentStreamsLive() async throws {
+        let harness = try Harness.make(blocks: 1040, limits: LoadLimits(maxRequests: 64))
+        try await harness.withLiveServer { port in
+            let answers = try await withThrowingTaskGroup(of: String.self) { group in
+                for i in 0..<64 {
+                    group.addTask {
+                        try await onThread {
+                            let connection = try RawConnection(port: port)
+                            defer { connection.close() }
+                            connection.sendPOST("/v1/chat/completions", json: #"{"messages":[{"role":"user","content":"Hi \#(i)"}],"max_tokens":8,"ignore_eos":true,"stream":true}"#)
+                            return connection.readToEnd()
+                        }
+                    }
+                }
+                return try await group.reduce(into: [String]()) { $0.append($1) }
+            }
+            #expect(answers.count == 64)
+            for answer in answers {
+                #expect(answer.hasPrefix("HTTP/1.1 200"), "\(answer.prefix(300))")
+                #expect(answer.contains("data: [DONE]"), "\(answer.suffix(300))")
+            }
+            let engine = harness.engine
+            #expect(await eventually(5) { engine.stats.running + engine.stats.waiting == 0 })
         }
     }
 
