@@ -54,12 +54,14 @@ struct FuzzTests {
             let finish: @Sendable (Result<T?, any Error>) -> Void = { result in
                 if done.withLock({ d in defer { d = true }; return !d }) { continuation.resume(with: result) }
             }
-            Task {
-                do { finish(.success(try await work())) } catch { finish(.failure(error)) }
-            }
-            Task {
+            let timer = Task {
                 try? await Task.sleep(for: limit)
                 finish(.success(nil))
+            }
+            Task {
+                do { finish(.success(try await work())) } catch { finish(.failure(error)) }
+                // A finished case leaves no sleeper behind (a long run would pile them up).
+                timer.cancel()
             }
         }
     }
