@@ -45,7 +45,7 @@ struct Endpoints: Sendable {
         let (requestID, stream) = try submit(plan, traceID: id, session: request.headers[Self.sessionHeader])
         if plan.stream {
             let model = modelName, fingerprint = configuration.systemFingerprint
-            return sse(requestID: requestID, admission: admission, stream: relay(stream, whileOpen: context.connectionIsOpen), plan: plan, makeChunks: { text, finish in
+            return sse(requestID: requestID, admission: admission, stream: relay(stream, until: context.connection), plan: plan, makeChunks: { text, finish in
                 [CompletionResponse(id: id, created: created, model: model, systemFingerprint: fingerprint,
                                     choices: [.init(text: text, finishReason: finish)],
                                     usage: plan.includeUsage ? .some(nil) : .none)]
@@ -55,7 +55,7 @@ struct Endpoints: Sendable {
             })
         }
         let result = try await collect(requestID: requestID, admission: admission, stream: stream, plan: plan,
-                                       connectionIsOpen: context.connectionIsOpen)
+                                       connection: context.connection)
         return JSONBody.response(CompletionResponse(
             id: id, created: created, model: modelName, systemFingerprint: configuration.systemFingerprint,
             choices: [.init(text: result.text, finishReason: result.finishReason)], usage: .some(result.usage)))
@@ -75,7 +75,7 @@ struct Endpoints: Sendable {
                 ChatCompletionChunk(id: id, created: created, model: model, systemFingerprint: fingerprint,
                                     choices: [.init(delta: delta, finishReason: finish)], usage: usageField)
             }
-            return sse(requestID: requestID, admission: admission, stream: relay(stream, whileOpen: context.connectionIsOpen), plan: plan, makeChunks: { text, finish in
+            return sse(requestID: requestID, admission: admission, stream: relay(stream, until: context.connection), plan: plan, makeChunks: { text, finish in
                 // OpenAI ends with a chunk whose delta is empty and which carries the finish reason.
                 var chunks: [ChatCompletionChunk] = []
                 if !text.isEmpty { chunks.append(chunk(.init(content: text), nil)) }
@@ -89,7 +89,7 @@ struct Endpoints: Sendable {
             })
         }
         let result = try await collect(requestID: requestID, admission: admission, stream: stream, plan: plan,
-                                       connectionIsOpen: context.connectionIsOpen)
+                                       connection: context.connection)
         return JSONBody.response(ChatCompletionResponse(
             id: id, created: created, model: modelName, systemFingerprint: configuration.systemFingerprint,
             choices: [.init(message: .init(content: result.text), finishReason: result.finishReason)],
@@ -116,12 +116,12 @@ struct Endpoints: Sendable {
     /// Runs a request to its end, or until the client hangs up; either way a request that did
     /// not finish is aborted so its KV blocks come back.
     private func collect(requestID: Serving.RequestID, admission: Admission, stream: AsyncThrowingStream<RequestOutput, any Error>,
-                         plan: GenerationPlan, connectionIsOpen: (@Sendable () -> Bool)?) async throws(APIError) -> Collected {
+                         plan: GenerationPlan, connection: ConnectionWatcher.State?) async throws(APIError) -> Collected {
         defer { admission.release() }
         var result = Collected()
         var finish: FinishReason?
         do {
-            for try await out in relay(stream, whileOpen: connectionIsOpen) {
+            for try await out in relay(stream, until: connection) {
                 result.text += out.text
                 result.usage = Usage(prompt: out.promptTokens, completion: out.generatedTokens, cached: out.cachedTokens)
                 if let reason = out.finishReason { finish = reason }
