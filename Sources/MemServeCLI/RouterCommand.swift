@@ -17,7 +17,7 @@ struct RouterCommand: AsyncParsableCommand {
     @Option(name: .long, help: "GGUF model file the instances serve (for its tokenizer and chat template; default: the installed SmolLM2, or $MEMSERVE_MODEL).")
     var model: String?
 
-    @Option(help: "HOST:PORT for the HTTP API.")
+    @Option(help: "HOST:PORT for the HTTP API (default: loopback only).")
     var listen = "127.0.0.1:8000"
 
     @Option(help: "Instances to route over: comma-separated HOST:PORT list.")
@@ -36,6 +36,8 @@ struct RouterCommand: AsyncParsableCommand {
     var maxContext: Int?
 
     @OptionGroup var routerArguments: RouterArguments
+
+    @OptionGroup var edgeArguments: EdgeArguments
 
     @Flag(name: .long, help: "Debug logging.")
     var verbose = false
@@ -59,8 +61,8 @@ struct RouterCommand: AsyncParsableCommand {
         if let etcd { services.append(try MembershipFeed(router: router, endpoint: etcd, prefix: etcdPrefix)) }
         let address = try PeerAddress(parsing: listen)
         let names = (servedModelName ?? "").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
-        let server = MemServeServer(engine: router, configuration: ServerConfiguration(host: address.host, port: address.port,
-                                                                                       servedModelNames: names),
+        let server = MemServeServer(engine: router, configuration: edgeArguments.configuration(host: address.host, port: address.port,
+                                                                                             servedModelNames: names),
                                     registry: registry)
         log.info("router over \(router.memberList.count) instance(s)\(etcd.map { ", discovering through \($0)" } ?? ""), policy \(routerArguments.policy.rawValue)")
         let group = server.makeServiceGroup(handleSignals: true, extraServices: services) { port in

@@ -13,7 +13,7 @@ struct Serve: AsyncParsableCommand {
 
     @OptionGroup var modelArguments: ModelArguments
 
-    @Option(help: "Address to listen on.")
+    @Option(help: "Address to listen on (default: loopback only; give 0.0.0.0 or an address, ideally with --api-key, to serve other hosts).")
     var host = "127.0.0.1"
 
     @Option(help: "Port to listen on (0: any free port).")
@@ -47,6 +47,8 @@ struct Serve: AsyncParsableCommand {
     var peers: String?
 
     @OptionGroup var routerArguments: RouterArguments
+
+    @OptionGroup var edgeArguments: EdgeArguments
 
     var servedNames: [String] {
         (servedModelName ?? "").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
@@ -105,7 +107,7 @@ struct Serve: AsyncParsableCommand {
                 log.info("\(spec.colocated > 0 ? "\(spec.colocated) colocated" : "\(spec.prefill) prefill + \(spec.decode) decode (\(spec.mode.rawValue))") instances, \(spec.transport.rawValue), behind the router (\(routerArguments.policy.rawValue))")
             }
         }
-        let server = MemServeServer(engine: backend, configuration: ServerConfiguration(host: host, port: port, servedModelNames: servedNames),
+        let server = MemServeServer(engine: backend, configuration: edgeArguments.configuration(host: host, port: port, servedModelNames: servedNames),
                                     registry: registry)
         log.info("model \(model.name): context \(model.transformer.maxContext) tokens, KV cache \(backend.tokenCapacity) tokens per request, prefix caching \(noPrefixCaching ? "off" : "on")")
         let host = self.host

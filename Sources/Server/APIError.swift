@@ -8,17 +8,29 @@ import Hummingbird
 public enum APIError: Error, Equatable, Sendable {
     /// The body is not valid JSON.
     case malformedJSON(String)
+    /// The bytes are not an HTTP request (answered by the framework; the body is ours).
+    case malformedHTTP
     /// A field is missing, has the wrong type, or an unusable value.
     case invalidRequest(message: String, param: String?, code: String? = nil)
     /// A field or value the server understands but does not implement.
     case unsupported(message: String, param: String?)
     /// `model` names a model this server does not serve.
     case modelNotFound(String)
-    /// The prompt does not fit in the context (with room for one generated token); `param`
-    /// names the field that holds it (`prompt` or `messages`).
-    case contextLengthExceeded(promptTokens: Int, limit: Int, param: String)
-    /// The body is larger than the configured limit.
+    /// The prompt does not fit in the context (with room for one generated token), or the prompt
+    /// plus the requested completion (`completionTokens`) does not; `param` names the field to
+    /// shorten (`prompt`, `messages`, `max_tokens`), `promptParam` the prompt's field when that
+    /// is not `param`. Refused rather than clamped, as vLLM does, so a client never gets a
+    /// silently shorter answer than it asked for.
+    case contextLengthExceeded(promptTokens: Int, completionTokens: Int? = nil, limit: Int, param: String, promptParam: String? = nil)
+    /// The body is larger than the configured limit. Answered with `Connection: close`: the rest
+    /// of the body is not worth reading, and a client still writing it learns at once.
     case bodyTooLarge(limit: Int)
+    /// The server holds as many admitted requests (or prompt tokens) as it is configured to;
+    /// `retryAfter` seconds is a hint sent as `Retry-After`.
+    case overloaded(Overload, retryAfter: Int)
+    /// `/v1/*` needs `Authorization: Bearer KEY` with a configured key; `provided` says whether
+    /// any key came (the messages differ, as OpenAI's do).
+    case unauthorized(provided: Bool)
     /// A POST body that is declared as something other than JSON.
     case unsupportedMediaType(String)
     /// No such route.
@@ -39,7 +51,9 @@ public enum APIError: Error, Equatable, Sendable {
     /// The HTTP status of this error.
     public var status: HTTPResponse.Status {
         switch self {
-        case .malformedJSON, .invalidRequest, .unsupported, .contextLengthExceeded: .badRequest
+        case .malformedJSON, .malformedHTTP, .invalidRequest, .unsupported, .contextLengthExceeded: .badRequest
+        case .overloaded: .tooManyRequests
+        case .unauthorized: .unauthorized
         case .modelNotFound, .notFound: .notFound
         case .bodyTooLarge: .contentTooLarge
         case .unsupportedMediaType: .unsupportedMediaType
@@ -58,16 +72,25 @@ public enum APIError: Error, Equatable, Sendable {
         let detail: ErrorResponse.Detail = switch self {
         case let .malformedJSON(why):
             .init(message: "We could not parse the JSON body of your request: \(why)", type: invalid, param: nil, code: "invalid_json")
+        case .malformedHTTP:
+            .init(message: "The request could not be parsed: it is not valid HTTP.", type: invalid, param: nil, code: "invalid_http")
         case let .invalidRequest(message, param, code):
             .init(message: message, type: invalid, param: param, code: code)
         case let .unsupported(message, param):
             .init(message: message, type: invalid, param: param, code: "unsupported_parameter")
         case let .modelNotFound(name):
             .init(message: "The model `\(name)` does not exist.", type: invalid, param: "model", code: "model_not_found")
-        case let .contextLengthExceeded(tokens, limit, param):
-            .init(message: "This model's maximum context length is \(limit) tokens. However, your \(param) has \(tokens) tokens, "
-                  + "which leaves no room for the completion. Please reduce the length of the \(param).",
+        case let .contextLengthExceeded(tokens, completion, limit, param, promptParam):
+            .init(message: Self.contextMessage(promptTokens: tokens, completionTokens: completion, limit: limit,
+                                               field: promptParam ?? param),
                   type: invalid, param: param, code: "context_length_exceeded")
+        case let .overloaded(what, _):
+            .init(message: what.message, type: what.type, param: nil, code: "rate_limit_exceeded")
+        case let .unauthorized(provided):
+            .init(message: provided ? "Incorrect API key provided. Send a key this server accepts as 'Authorization: Bearer KEY'."
+                  : "You didn't provide an API key. You need to provide your API key in an Authorization header using "
+                  + "Bearer auth (i.e. Authorization: Bearer YOUR_KEY).",
+                  type: invalid, param: nil, code: "invalid_api_key")
         case let .bodyTooLarge(limit):
             .init(message: "The request body exceeds the limit of \(limit) bytes.", type: invalid, param: nil, code: "request_too_large")
         case let .unsupportedMediaType(type):
@@ -150,7 +173,9 @@ public enum APIError: Error, Equatable, Sendable {
             self = .invalidRequest(message: "Invalid type for '\(param)': expected \(expected).", param: param, code: "invalid_type")
         case let .valueNotFound(type, context):
             let param = path(context.codingPath) ?? "body"
-            self = .invalidRequest(message: "Invalid type for '\(param)': expected \(Self.typeName(type, fallback: "a value")), got null.",
+            let expected = context.debugDescription.hasPrefix("expected ") ? Self.typeName(type, fallback: context.debugDescription)
+                : Self.typeName(type, fallback: "expected a value")
+            self = .invalidRequest(message: "Invalid type for '\(param)': expected \(expected), got null.",
                                    param: param, code: "invalid_type")
         case let .keyNotFound(key, context):
             let param = path(context.codingPath + [key]) ?? key.stringValue
@@ -165,6 +190,20 @@ public enum APIError: Error, Equatable, Sendable {
         @unknown default:
             self = .malformedJSON("\(error)")
         }
+    }
+
+    /// vLLM's wording, which clients and people already recognise.
+    static func contextMessage(promptTokens: Int, completionTokens: Int?, limit: Int, field: String) -> String {
+        guard let completionTokens else {
+            let why = promptTokens > limit ? "" : ", which leaves no room for the completion"
+            return "This model's maximum context length is \(limit) tokens. However, your \(field) resulted in "
+                + "\(promptTokens) tokens\(why). Please reduce the length of the \(field)."
+        }
+        // Unsigned: a max_tokens near Int.max must not overflow the sum.
+        let total = UInt(promptTokens) + UInt(completionTokens)
+        return "This model's maximum context length is \(limit) tokens. However, you requested \(total) tokens "
+            + "(\(promptTokens) in the \(field), \(completionTokens) in the completion). "
+            + "Please reduce the length of the \(field) or completion."
     }
 
     private static func typeName(_ type: Any.Type, fallback: String) -> String {
@@ -185,6 +224,28 @@ public enum APIError: Error, Equatable, Sendable {
             return underlying.userInfo[NSDebugDescriptionErrorKey] as? String ?? context.debugDescription
         }
         return context.debugDescription
+    }
+}
+
+/// What an overloaded server has too much of; OpenAI's error `type` for it.
+public enum Overload: Sendable, Equatable {
+    case requests(limit: Int)
+    case tokens(limit: Int)
+
+    var type: String {
+        switch self {
+        case .requests: "requests"
+        case .tokens: "tokens"
+        }
+    }
+
+    var message: String {
+        switch self {
+        case let .requests(limit):
+            "The server is at its limit of \(limit) queued or running requests. Please retry after a short wait."
+        case let .tokens(limit):
+            "The server is at its limit of \(limit) prompt tokens queued or running. Please retry after a short wait."
+        }
     }
 }
 

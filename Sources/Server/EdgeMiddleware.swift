@@ -47,8 +47,18 @@ extension APIError {
     /// The error as a response (OpenAI's body; `Allow` for 405).
     func render() -> Response {
         var response = JSONBody.response(body, status: status)
-        if case let .methodNotAllowed(_, allowed) = self {
+        switch self {
+        case let .methodNotAllowed(_, allowed):
             response.headers[.allow] = allowed.joined(separator: ", ")
+        case .bodyTooLarge:
+            // `ConnectionWatcher` closes the connection once this response is out.
+            response.headers[.connection] = "close"
+        case let .overloaded(_, retryAfter):
+            response.headers[.retryAfter] = String(retryAfter)
+        case .unauthorized:
+            response.headers[.wwwAuthenticate] = "Bearer"
+        default:
+            break
         }
         return response
     }

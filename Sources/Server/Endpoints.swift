@@ -15,6 +15,8 @@ struct Endpoints: Sendable {
     let registry: PrometheusCollectorRegistry
     let startTime: Int
     let logger: Logger
+    /// Counts admitted generation requests against `configuration.limits`.
+    let gate: AdmissionGate
 
     /// The model as clients name it (`ServerConfiguration.servedModelNames`).
     var served: ServedModel { engine.servedModel.renamed(configuration.servedModelNames) }
@@ -39,10 +41,11 @@ struct Endpoints: Sendable {
         let plan = try planner.plan(body)
         let id = "cmpl-" + Self.randomID()
         let created = Int(Date().timeIntervalSince1970)
+        let admission = try gate.admit(tokens: plan.promptTokens.count)
         let (requestID, stream) = try submit(plan, traceID: id, session: request.headers[Self.sessionHeader])
         if plan.stream {
             let model = modelName, fingerprint = configuration.systemFingerprint
-            return sse(requestID: requestID, stream: relay(stream, whileOpen: context.connectionIsOpen), plan: plan, makeChunks: { text, finish in
+            return sse(requestID: requestID, admission: admission, stream: relay(stream, until: context.connection), plan: plan, makeChunks: { text, finish in
                 [CompletionResponse(id: id, created: created, model: model, systemFingerprint: fingerprint,
                                     choices: [.init(text: text, finishReason: finish)],
                                     usage: plan.includeUsage ? .some(nil) : .none)]
@@ -51,7 +54,8 @@ struct Endpoints: Sendable {
                                    choices: [], usage: .some(usage))
             })
         }
-        let result = try await collect(requestID: requestID, stream: stream, plan: plan, connectionIsOpen: context.connectionIsOpen)
+        let result = try await collect(requestID: requestID, admission: admission, stream: stream, plan: plan,
+                                       connection: context.connection)
         return JSONBody.response(CompletionResponse(
             id: id, created: created, model: modelName, systemFingerprint: configuration.systemFingerprint,
             choices: [.init(text: result.text, finishReason: result.finishReason)], usage: .some(result.usage)))
@@ -62,6 +66,7 @@ struct Endpoints: Sendable {
         let plan = try planner.plan(body)
         let id = "chatcmpl-" + Self.randomID()
         let created = Int(Date().timeIntervalSince1970)
+        let admission = try gate.admit(tokens: plan.promptTokens.count)
         let (requestID, stream) = try submit(plan, traceID: id, session: request.headers[Self.sessionHeader])
         if plan.stream {
             let model = modelName, fingerprint = configuration.systemFingerprint
@@ -70,7 +75,7 @@ struct Endpoints: Sendable {
                 ChatCompletionChunk(id: id, created: created, model: model, systemFingerprint: fingerprint,
                                     choices: [.init(delta: delta, finishReason: finish)], usage: usageField)
             }
-            return sse(requestID: requestID, stream: relay(stream, whileOpen: context.connectionIsOpen), plan: plan, makeChunks: { text, finish in
+            return sse(requestID: requestID, admission: admission, stream: relay(stream, until: context.connection), plan: plan, makeChunks: { text, finish in
                 // OpenAI ends with a chunk whose delta is empty and which carries the finish reason.
                 var chunks: [ChatCompletionChunk] = []
                 if !text.isEmpty { chunks.append(chunk(.init(content: text), nil)) }
@@ -83,7 +88,8 @@ struct Endpoints: Sendable {
                                     choices: [], usage: .some(usage))
             })
         }
-        let result = try await collect(requestID: requestID, stream: stream, plan: plan, connectionIsOpen: context.connectionIsOpen)
+        let result = try await collect(requestID: requestID, admission: admission, stream: stream, plan: plan,
+                                       connection: context.connection)
         return JSONBody.response(ChatCompletionResponse(
             id: id, created: created, model: modelName, systemFingerprint: configuration.systemFingerprint,
             choices: [.init(message: .init(content: result.text), finishReason: result.finishReason)],
@@ -109,12 +115,13 @@ struct Endpoints: Sendable {
 
     /// Runs a request to its end, or until the client hangs up; either way a request that did
     /// not finish is aborted so its KV blocks come back.
-    private func collect(requestID: Serving.RequestID, stream: AsyncThrowingStream<RequestOutput, any Error>,
-                         plan: GenerationPlan, connectionIsOpen: (@Sendable () -> Bool)?) async throws(APIError) -> Collected {
+    private func collect(requestID: Serving.RequestID, admission: Admission, stream: AsyncThrowingStream<RequestOutput, any Error>,
+                         plan: GenerationPlan, connection: ConnectionWatcher.State?) async throws(APIError) -> Collected {
+        defer { admission.release() }
         var result = Collected()
         var finish: FinishReason?
         do {
-            for try await out in relay(stream, whileOpen: connectionIsOpen) {
+            for try await out in relay(stream, until: connection) {
                 result.text += out.text
                 result.usage = Usage(prompt: out.promptTokens, completion: out.generatedTokens, cached: out.cachedTokens)
                 if let reason = out.finishReason { finish = reason }
@@ -141,8 +148,8 @@ struct Endpoints: Sendable {
     /// write); the writer then stops consuming and aborts the engine request, which frees its
     /// blocks.
     private func sse<Chunk: Encodable & Sendable>(
-        requestID: Serving.RequestID, stream: AsyncThrowingStream<RequestOutput, any Error>, plan: GenerationPlan,
-        makeChunks: @escaping @Sendable (String, String?) -> [Chunk],
+        requestID: Serving.RequestID, admission: Admission, stream: AsyncThrowingStream<RequestOutput, any Error>,
+        plan: GenerationPlan, makeChunks: @escaping @Sendable (String, String?) -> [Chunk],
         first: @escaping @Sendable () -> [Chunk],
         usageChunk: @escaping @Sendable (Usage) -> Chunk
     ) -> Response {
@@ -152,7 +159,10 @@ struct Endpoints: Sendable {
         headers[.cacheControl] = "no-cache"
         let body = ResponseBody { writer in
             var completed = false
-            defer { if !completed { engine.abort(requestID) } }
+            defer {
+                if !completed { engine.abort(requestID) }
+                admission.release()
+            }
             for chunk in first() { try await writer.write(JSONBody.event(chunk)) }
             var collected = Collected()
             collected.usage = Usage(prompt: plan.promptTokens.count, completion: 0, cached: 0)

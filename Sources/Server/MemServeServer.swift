@@ -5,27 +5,43 @@ import Logging
 import Prometheus
 import ServiceLifecycle
 
-/// Where and how the HTTP server listens.
+/// Where and how the HTTP server listens, and whom and how much it serves.
 public struct ServerConfiguration: Sendable {
-    /// Address to bind (loopback by default: the server has no authentication).
+    /// Address to bind: loopback by default, so a server started without `apiKeys` is reachable
+    /// only from this machine until it is told otherwise.
     public var host: String
     /// Port to bind; 0 picks a free one (reported through `onListening`).
     public var port: Int
-    /// Largest accepted request body; larger ones get 413.
+    /// Largest accepted request body; larger ones get 413 and the connection is closed.
     public var maxBodyBytes: Int
     /// Sent as `system_fingerprint` in completions (nil leaves the field out).
     public var systemFingerprint: String?
     /// Names clients may call the model by (the first is listed first and returned in
     /// responses); empty: the model's own name.
     public var servedModelNames: [String]
+    /// Generation requests and prompt tokens held at once; past them, 429.
+    public var limits: LoadLimits
+    /// Keys accepted as `Authorization: Bearer KEY`; empty: no authentication.
+    public var apiKeys: APIKeys
+    /// `/metrics` needs a key too (`/health` never does).
+    public var metricsRequireKey: Bool
 
     public init(host: String = "127.0.0.1", port: Int = 8000, maxBodyBytes: Int = 4 << 20,
-                systemFingerprint: String? = "fp_memserve", servedModelNames: [String] = []) {
+                systemFingerprint: String? = "fp_memserve", servedModelNames: [String] = [],
+                limits: LoadLimits = LoadLimits(), apiKeys: APIKeys = APIKeys([]), metricsRequireKey: Bool = false) {
         self.servedModelNames = servedModelNames
         self.host = host
         self.port = port
         self.maxBodyBytes = maxBodyBytes
         self.systemFingerprint = systemFingerprint
+        self.limits = limits
+        self.apiKeys = apiKeys
+        self.metricsRequireKey = metricsRequireKey
+    }
+
+    /// Whether `host` can only be reached from this machine.
+    public var isLoopback: Bool {
+        host == "localhost" || host == "::1" || host.hasPrefix("127.")
     }
 }
 
@@ -33,8 +49,9 @@ public struct ServerConfiguration: Sendable {
 ///
 /// Routes: `POST /v1/completions`, `POST /v1/chat/completions`, `GET /v1/models`,
 /// `GET /v1/models/{id}`, `GET /health`, `GET /metrics`. Unknown top-level request fields are
-/// ignored (as OpenAI does); wrong types, unknown message roles and unsupported features
-/// (n > 1, logprobs, tools, batched prompts) are refused with 400 and OpenAI's error body.
+/// ignored (as OpenAI does); wrong types, unknown message roles, unsupported features
+/// (n > 1, logprobs, tools, batched prompts) and requests that do not fit the context are
+/// refused with 400 and OpenAI's error body; overload gets 429, a missing or wrong API key 401.
 public struct MemServeServer: Sendable {
     public let engine: any InferenceBackend
     public let configuration: ServerConfiguration
@@ -68,7 +85,10 @@ public struct MemServeServer: Sendable {
     public func makeApplication(onListening: @escaping @Sendable (Int) async -> Void = { _ in }) -> some ApplicationProtocol {
         let endpoints = Endpoints(
             engine: engine, server: self, configuration: configuration, registry: registry,
-            startTime: Int(Date().timeIntervalSince1970), logger: logger)
+            startTime: Int(Date().timeIntervalSince1970), logger: logger, gate: AdmissionGate(limits: configuration.limits))
+        if !configuration.isLoopback && configuration.apiKeys.isEmpty {
+            logger.warning("listening on \(configuration.host) without API keys: anyone who reaches this address can use the server")
+        }
 
         let routes: [String: [HTTPRequest.Method]] = [
             "/v1/completions": [.post], "/v1/chat/completions": [.post],
@@ -78,6 +98,8 @@ public struct MemServeServer: Sendable {
         let router = Router(context: ServerContext.self)
         // Added before the routes: middleware applies only to routes registered after it.
         router.add(middleware: EdgeMiddleware(routes: routes, logger: logger))
+        router.add(middleware: APIKeyMiddleware(keys: configuration.apiKeys,
+                                                openPaths: configuration.metricsRequireKey ? ["/health"] : ["/health", "/metrics"]))
         router.post("/v1/completions") { request, context in try await endpoints.completions(request, context) }
         router.post("/v1/chat/completions") { request, context in try await endpoints.chatCompletions(request, context) }
         router.get("/v1/models") { _, _ in endpoints.models() }

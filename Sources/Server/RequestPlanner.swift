@@ -65,6 +65,10 @@ struct RequestPlanner: Sendable {
         if let logprobs = request.logprobs, logprobs.isRequested {
             throw .unsupported(message: "logprobs are not supported by this server.", param: "logprobs")
         }
+        if let top = request.topLogprobs, top < 0 || top > 20 {
+            throw .invalidRequest(message: "Invalid value for 'top_logprobs': \(top). It must be between 0 and 20.",
+                                  param: "top_logprobs", code: "invalid_value")
+        }
         if let top = request.topLogprobs, top > 0 {
             throw .unsupported(message: "top_logprobs is not supported by this server.", param: "top_logprobs")
         }
@@ -101,7 +105,8 @@ struct RequestPlanner: Sendable {
         if let name, !modelNames.contains(name) { throw .modelNotFound(name) }
     }
 
-    /// Checks the shared fields and the prompt's length, and caps the completion to the context.
+    /// Checks the shared fields, and that the prompt and the requested completion fit in the
+    /// context (an absent `max_tokens` takes what is left, up to `defaultMaxTokens`).
     private func finish(tokens: [Int32], common: CommonParameters, maxTokens: Int?, maxTokensParam: String = "max_tokens",
                         defaultMaxTokens: Int?, stopTokens: Set<Int32>, promptParam: String) throws(APIError) -> GenerationPlan {
         if let n = common.n, n != 1 {
@@ -162,7 +167,11 @@ struct RequestPlanner: Sendable {
                 throw .invalidRequest(message: "Invalid '\(maxTokensParam)': integer below minimum value. Expected a value >= 1, "
                                       + "but got \(maxTokens) instead.", param: maxTokensParam, code: "integer_below_min_value")
             }
-            p.maxTokens = min(maxTokens, room)
+            guard maxTokens <= room else {
+                throw .contextLengthExceeded(promptTokens: tokens.count, completionTokens: maxTokens, limit: tokenLimit,
+                                             param: maxTokensParam, promptParam: promptParam)
+            }
+            p.maxTokens = maxTokens
         } else {
             p.maxTokens = min(defaultMaxTokens ?? room, room)
         }

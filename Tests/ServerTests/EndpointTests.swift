@@ -146,14 +146,36 @@ struct EndpointTests {
         }
     }
 
-    @Test("huge max_tokens is capped to the context; the completion ends with length")
+    @Test("max_tokens beyond the context is refused with 400 naming the limit (as vLLM), not clamped")
     func hugeMaxTokens() async throws {
         try await Harness.make(maxContext: 64).withRouter { client in
-            let r = try await client.post("/v1/completions", #"{"prompt":"Hello","max_tokens":1000000,"ignore_eos":true}"#)
-            #expect(r.status == .ok)
-            let usage = try #require(r.json.object("usage"))
-            #expect(usage.int("total_tokens") == 64)
-            #expect(r.json.array("choices")?.first?.string("finish_reason") == "length")
+            for body in [#"{"prompt":"Hello","max_tokens":1000000,"ignore_eos":true}"#,
+                         #"{"prompt":"Hello","max_tokens":1000000000000}"#,
+                         #"{"prompt":"Hello","max_tokens":9223372036854775807}"#] {
+                let r = try await client.post("/v1/completions", body)
+                #expect(r.status == .badRequest, "\(body): \(r.text)")
+                let error = try #require(r.json.object("error"))
+                #expect(error.string("code") == "context_length_exceeded")
+                #expect(error.string("param") == "max_tokens")
+                let message = error.string("message") ?? ""
+                #expect(message.hasPrefix("This model's maximum context length is 64 tokens. However, you requested "), "\(message)")
+                #expect(message.contains(" in the prompt, ") && message.contains(" in the completion)"), "\(message)")
+            }
+            // The largest completion that fits is served in full.
+            let probe = try await client.post("/v1/completions", #"{"prompt":"Hello","max_tokens":1}"#)
+            let promptTokens = try #require(probe.json.object("usage")?.int("prompt_tokens"))
+            let fits = try await client.post("/v1/completions", #"{"prompt":"Hello","max_tokens":\#(64 - promptTokens),"ignore_eos":true}"#)
+            #expect(fits.status == .ok, "\(fits.text)")
+            #expect(fits.json.object("usage")?.int("total_tokens") == 64)
+            let chat = try await client.post("/v1/chat/completions",
+                                              #"{"messages":[{"role":"user","content":"Hi"}],"max_completion_tokens":100000}"#)
+            #expect(chat.status == .badRequest)
+            #expect(chat.json.object("error")?.string("param") == "max_completion_tokens")
+            #expect(chat.json.object("error")?.string("message")?.contains(" in the messages, ") == true, "\(chat.text)")
+            // Without max_tokens a chat completion takes what the context leaves.
+            let open = try await client.post("/v1/chat/completions", #"{"messages":[{"role":"user","content":"Hi"}],"ignore_eos":true}"#)
+            #expect(open.status == .ok)
+            #expect(open.json.object("usage")?.int("total_tokens") == 64)
         }
     }
 

@@ -15,7 +15,7 @@ struct Harness {
     let server: MemServeServer
 
     static func make(contextLength: Int = 512, maxContext: Int = 256, blocks: Int = 64, maxBodyBytes: Int = 4 << 20,
-                     prefixCaching: Bool = true, servedModelNames: [String] = []) throws -> Harness {
+                     prefixCaching: Bool = true, servedModelNames: [String] = [], limits: LoadLimits = LoadLimits()) throws -> Harness {
         // Before the engine: its metrics bind to the backend when it is created.
         let registry = PrometheusBootstrap.registry()
         var options = ModelOptions()
@@ -29,7 +29,7 @@ struct Harness {
         scheduler.prefixCaching = prefixCaching
         let engine = EngineService(model: model, memPool: try model.makeMemPool(hotBlocks: blocks), configuration: scheduler)
         let server = MemServeServer(engine: engine, configuration: ServerConfiguration(host: "127.0.0.1", port: 0, maxBodyBytes: maxBodyBytes,
-                                                                                     servedModelNames: servedModelNames),
+                                                                                     servedModelNames: servedModelNames, limits: limits),
                                     registry: registry)
         return Harness(engine: engine, server: server)
     }
@@ -132,6 +132,7 @@ final class RawConnection: @unchecked Sendable {
         guard fd >= 0 else { throw TestFailure("socket failed") }
         var timeout = timeval(tv_sec: 20, tv_usec: 0)
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
         address.sin_port = in_port_t(UInt16(port).bigEndian)
@@ -145,10 +146,14 @@ final class RawConnection: @unchecked Sendable {
         }
     }
 
-    func sendPOST(_ path: String, json: String) {
+    func sendPOST(_ path: String, json: String, keepAlive: Bool = false) {
         let request = "POST \(path) HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
-            + "Content-Length: \(json.utf8.count)\r\nConnection: close\r\n\r\n" + json
-        let bytes = Array(request.utf8)
+            + "Content-Length: \(json.utf8.count)\r\n\(keepAlive ? "" : "Connection: close\r\n")\r\n" + json
+        send(Array(request.utf8))
+    }
+
+    /// Sends `bytes` as they are (any request, well-formed or not); stops at the first failure.
+    func send(_ bytes: [UInt8]) {
         var sent = 0
         while sent < bytes.count {
             let n = bytes[sent...].withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
@@ -171,6 +176,28 @@ final class RawConnection: @unchecked Sendable {
     }
 
     func readToEnd() -> String { read(until: "\u{0}never\u{0}") }
+
+    /// Ends our side of the connection (the server sees EOF) but keeps reading.
+    func finishSending() { shutdown(fd, Int32(SHUT_WR)) }
+
+    /// Everything until the server closes; `timedOut` when it neither answered nor closed
+    /// within the receive timeout.
+    func readAll() -> (bytes: [UInt8], timedOut: Bool) {
+        var received: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+            if n == 0 { return (received, false) }
+            if n < 0 { return (received, errno == EAGAIN || errno == EWOULDBLOCK) }
+            received.append(contentsOf: buffer[0..<n])
+        }
+    }
+
+    /// Shortens the receive timeout (the default is 20 s).
+    func setReceiveTimeout(seconds: Int) {
+        var timeout = timeval(tv_sec: seconds, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+    }
 
     func close() { Glibc.close(fd) }
 }

@@ -80,7 +80,14 @@ public struct ChatCompletionRequest: Decodable, Sendable {
         public init(from decoder: any Decoder) throws {
             let c = try decoder.container(keyedBy: CodingKeys.self)
             role = try c.decode(String.self, forKey: .role)
-            content = try c.decodeIfPresent(MessageContent.self, forKey: .content)?.text ?? ""
+            // Required and non-null: OpenAI allows a null content only beside tool calls, which
+            // this server does not take, and an empty turn would be served as if it had text.
+            if try c.decodeNil(forKey: .content) {
+                throw DecodingError.valueNotFound(MessageContent.self, .init(
+                    codingPath: c.codingPath + [CodingKeys.content],
+                    debugDescription: "expected a string or an array of content parts"))
+            }
+            content = try c.decode(MessageContent.self, forKey: .content).text
         }
     }
 }
