@@ -169,15 +169,17 @@ private func dot1Row<D: ChunkDecoder>(_: D.Type, _ w: UnsafeRawPointer, _ x: Uns
         // Super-blocks: even chunks into a0/a1, odd ones into a2/a3.
         var p = w, o = 0
         for _ in 0..<chunks / D.chunksPerBlock {
-            let s = D.scales(p)
-            for j in stride(from: 0, to: D.chunksPerBlock, by: 2) {
-                let (lo0, hi0) = D.decode(p, s, j, nib)
-                let (lo1, hi1) = D.decode(p, s, j + 1, nib)
-                a0 = a0.addingProduct(lo0, load16(x, o))
-                a1 = a1.addingProduct(hi0, load16(x, o + 64))
-                a2 = a2.addingProduct(lo1, load16(x, o + 128))
-                a3 = a3.addingProduct(hi1, load16(x, o + 192))
-                o += 256
+            var odd = false
+            forEachChunk(D.self, p, nib) { lo, hi in
+                if odd {
+                    a2 = a2.addingProduct(lo, load16(x, o))
+                    a3 = a3.addingProduct(hi, load16(x, o + 64))
+                } else {
+                    a0 = a0.addingProduct(lo, load16(x, o))
+                    a1 = a1.addingProduct(hi, load16(x, o + 64))
+                }
+                odd.toggle()
+                o += 128
             }
             p += D.blockBytes
         }
@@ -202,6 +204,31 @@ private func dot1Row<D: ChunkDecoder>(_: D.Type, _ w: UnsafeRawPointer, _ x: Uns
     return hsum((a0 + a1) + (a2 + a3))
 }
 
+/// Calls `body` with chunks 0..<chunksPerBlock of the block at `p`, in order. For the K-quants'
+/// 8 chunks the calls are written out, so that the chunk index is a constant in each decode
+/// (LLVM does not always unroll the loop: then the scales are read back from the stack by a
+/// variable index, and every chunk re-loads bytes that its neighbour already loaded).
+@inline(__always)
+private func forEachChunk<D: ChunkDecoder>(_: D.Type, _ p: UnsafeRawPointer, _ nib: Nibbles,
+                                           _ body: (SIMD16<Float>, SIMD16<Float>) -> Void) {
+    let s = D.scales(p)
+    if D.chunksPerBlock == 8 {
+        var (lo, hi) = D.decode(p, s, 0, nib); body(lo, hi)
+        (lo, hi) = D.decode(p, s, 1, nib); body(lo, hi)
+        (lo, hi) = D.decode(p, s, 2, nib); body(lo, hi)
+        (lo, hi) = D.decode(p, s, 3, nib); body(lo, hi)
+        (lo, hi) = D.decode(p, s, 4, nib); body(lo, hi)
+        (lo, hi) = D.decode(p, s, 5, nib); body(lo, hi)
+        (lo, hi) = D.decode(p, s, 6, nib); body(lo, hi)
+        (lo, hi) = D.decode(p, s, 7, nib); body(lo, hi)
+    } else {
+        for j in 0..<D.chunksPerBlock {
+            let (lo, hi) = D.decode(p, s, j, nib)
+            body(lo, hi)
+        }
+    }
+}
+
 /// The only chunk of a one-chunk block.
 @inline(__always)
 private func decodeChunk<D: ChunkDecoder>(_: D.Type, _ p: UnsafeRawPointer, _ nib: Nibbles) -> (SIMD16<Float>, SIMD16<Float>) {
@@ -215,9 +242,7 @@ private func tile2<D: ChunkDecoder>(_: D.Type, _ w: UnsafeRawPointer, _ x: Unsaf
     let xa = x, xb = x + xs
     var p = w, o = 0
     for _ in 0..<chunks / D.chunksPerBlock {
-        let s = D.scales(p)
-        for j in 0..<D.chunksPerBlock {
-            let (lo, hi) = D.decode(p, s, j, nib)
+        forEachChunk(D.self, p, nib) { lo, hi in
             a0 = a0.addingProduct(lo, load16(xa, o)); a1 = a1.addingProduct(hi, load16(xa, o + 64))
             b0 = b0.addingProduct(lo, load16(xb, o)); b1 = b1.addingProduct(hi, load16(xb, o + 64))
             o += 128
@@ -236,9 +261,7 @@ private func tile4<D: ChunkDecoder>(_: D.Type, _ w: UnsafeRawPointer, _ x: Unsaf
     let xa = x, xb = x + xs, xc = x + 2 * xs, xd = x + 3 * xs
     var p = w, o = 0
     for _ in 0..<chunks / D.chunksPerBlock {
-        let s = D.scales(p)
-        for j in 0..<D.chunksPerBlock {
-            let (lo, hi) = D.decode(p, s, j, nib)
+        forEachChunk(D.self, p, nib) { lo, hi in
             a0 = a0.addingProduct(lo, load16(xa, o)); a1 = a1.addingProduct(hi, load16(xa, o + 64))
             b0 = b0.addingProduct(lo, load16(xb, o)); b1 = b1.addingProduct(hi, load16(xb, o + 64))
             c0 = c0.addingProduct(lo, load16(xc, o)); c1 = c1.addingProduct(hi, load16(xc, o + 64))
@@ -262,9 +285,7 @@ private func tile8<D: ChunkDecoder>(_: D.Type, _ w: UnsafeRawPointer, _ x: Unsaf
     let x4 = x + 4 * xs, x5 = x + 5 * xs, x6 = x + 6 * xs, x7 = x + 7 * xs
     var p = w, o = 0
     for _ in 0..<chunks / D.chunksPerBlock {
-        let s = D.scales(p)
-        for j in 0..<D.chunksPerBlock {
-            let (lo, hi) = D.decode(p, s, j, nib)
+        forEachChunk(D.self, p, nib) { lo, hi in
             a = a.addingProduct(lo, load16(x0, o)).addingProduct(hi, load16(x0, o + 64))
             b = b.addingProduct(lo, load16(x1, o)).addingProduct(hi, load16(x1, o + 64))
             c = c.addingProduct(lo, load16(x2, o)).addingProduct(hi, load16(x2, o + 64))
