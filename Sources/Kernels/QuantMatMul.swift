@@ -208,11 +208,13 @@ private func dot1Row<D: ChunkDecoder>(_: D.Type, _ w: UnsafeRawPointer, _ x: Uns
 /// 8 chunks the calls are written out, so that the chunk index is a constant in each decode
 /// (LLVM does not always unroll the loop: then the scales are read back from the stack by a
 /// variable index, and every chunk re-loads bytes that its neighbour already loaded).
+/// The 4- and 8-wide tiles pass `unrolled: false`: written out, their 8–16 accumulators and
+/// the block's hoisted quant loads exceed the registers, and the spills cost more than the loop.
 @inline(__always)
-private func forEachChunk<D: ChunkDecoder>(_: D.Type, _ p: UnsafeRawPointer, _ nib: Nibbles,
+private func forEachChunk<D: ChunkDecoder>(_: D.Type, _ p: UnsafeRawPointer, _ nib: Nibbles, unrolled: Bool = true,
                                            _ body: (SIMD16<Float>, SIMD16<Float>) -> Void) {
     let s = D.scales(p)
-    if D.chunksPerBlock == 8 {
+    if unrolled && D.chunksPerBlock == 8 {
         var (lo, hi) = D.decode(p, s, 0, nib); body(lo, hi)
         (lo, hi) = D.decode(p, s, 1, nib); body(lo, hi)
         (lo, hi) = D.decode(p, s, 2, nib); body(lo, hi)
@@ -261,7 +263,7 @@ private func tile4<D: ChunkDecoder>(_: D.Type, _ w: UnsafeRawPointer, _ x: Unsaf
     let xa = x, xb = x + xs, xc = x + 2 * xs, xd = x + 3 * xs
     var p = w, o = 0
     for _ in 0..<chunks / D.chunksPerBlock {
-        forEachChunk(D.self, p, nib) { lo, hi in
+        forEachChunk(D.self, p, nib, unrolled: false) { lo, hi in
             a0 = a0.addingProduct(lo, load16(xa, o)); a1 = a1.addingProduct(hi, load16(xa, o + 64))
             b0 = b0.addingProduct(lo, load16(xb, o)); b1 = b1.addingProduct(hi, load16(xb, o + 64))
             c0 = c0.addingProduct(lo, load16(xc, o)); c1 = c1.addingProduct(hi, load16(xc, o + 64))
@@ -285,7 +287,7 @@ private func tile8<D: ChunkDecoder>(_: D.Type, _ w: UnsafeRawPointer, _ x: Unsaf
     let x4 = x + 4 * xs, x5 = x + 5 * xs, x6 = x + 6 * xs, x7 = x + 7 * xs
     var p = w, o = 0
     for _ in 0..<chunks / D.chunksPerBlock {
-        forEachChunk(D.self, p, nib) { lo, hi in
+        forEachChunk(D.self, p, nib, unrolled: false) { lo, hi in
             a = a.addingProduct(lo, load16(x0, o)).addingProduct(hi, load16(x0, o + 64))
             b = b.addingProduct(lo, load16(x1, o)).addingProduct(hi, load16(x1, o + 64))
             c = c.addingProduct(lo, load16(x2, o)).addingProduct(hi, load16(x2, o + 64))
