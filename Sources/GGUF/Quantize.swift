@@ -1,10 +1,12 @@
 /// Converts floats to a tensor type's on-disk bytes using ggml's reference (`*_ref`) quantizers,
 /// so test models built with `GGUFWriter` match what llama.cpp's tools would produce.
 ///
-/// Supports F32, F16, BF16, Q8_0, Q4_0 and Q4_1 (see `GGMLType.canQuantize`). Traps on any other
-/// type, on a count that is not a whole number of blocks, and on non-finite input.
+/// Supports F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1 and the K-quants Q2_K, Q3_K, Q4_K,
+/// Q5_K, Q6_K (see `GGMLType.canQuantize`; the K-quants with a simpler scale choice than ggml's,
+/// see QuantizeK.swift). Traps on any other type, on a count that is not a whole number of
+/// blocks, and on non-finite input.
 public func quantize(_ values: [Float], to type: GGMLType) -> [UInt8] {
-    precondition(type.canQuantize, "quantize: \(type.name) is not supported (F32, F16, BF16, Q8_0, Q4_0, Q4_1 are)")
+    precondition(type.canQuantize, "quantize: \(type.name) is not supported (\(GGMLType.allCases.filter(\.canQuantize).map(\.name).joined(separator: ", ")) are)")
     precondition(values.count % type.blockSize == 0,
                  "quantize: \(values.count) values is not a multiple of \(type.name)'s block size \(type.blockSize)")
     var out: [UInt8] = []
@@ -18,12 +20,19 @@ public func quantize(_ values: [Float], to type: GGMLType) -> [UInt8] {
         for v in values { appendLE(bf16Bits(v), to: &out) }
     default:
         precondition(values.allSatisfy(\.isFinite), "quantize: \(type.name) input must be finite")
-        for start in stride(from: 0, to: values.count, by: 32) {
-            let block = values[start..<start + 32]
+        for start in stride(from: 0, to: values.count, by: type.blockSize) {
+            let block = values[start..<start + type.blockSize]
             switch type {
             case .q8_0: appendQ8_0(block, to: &out)
             case .q4_0: appendQ4_0(block, to: &out)
-            default: appendQ4_1(block, to: &out)
+            case .q4_1: appendQ4_1(block, to: &out)
+            case .q5_0: appendQ5_0(block, to: &out)
+            case .q5_1: appendQ5_1(block, to: &out)
+            case .q2_K: appendQ2_K(block, to: &out)
+            case .q3_K: appendQ3_K(block, to: &out)
+            case .q4_K: appendQ4_K(block, to: &out)
+            case .q5_K: appendQ5_K(block, to: &out)
+            default: appendQ6_K(block, to: &out)
             }
         }
     }
@@ -34,7 +43,7 @@ extension GGMLType {
     /// Whether `quantize(_:to:)` can produce this type.
     public var canQuantize: Bool {
         switch self {
-        case .f32, .f16, .bf16, .q8_0, .q4_0, .q4_1: true
+        case .f32, .f16, .bf16, .q8_0, .q4_0, .q4_1, .q5_0, .q5_1, .q2_K, .q3_K, .q4_K, .q5_K, .q6_K: true
         default: false
         }
     }

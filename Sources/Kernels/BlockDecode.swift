@@ -1,7 +1,7 @@
 // Per-format decoding of 32 consecutive weights into two SIMD16<Float> halves.
 //
 // Every kernel (mat-mul, dequantize) is generic over a decoder so that one loop structure
-// serves all six formats; the generic functions are specialized per format inside this
+// serves all formats; the generic functions are specialized per format inside this
 // module, so the decoders inline into the hot loops.
 //
 // The element-wise conversions are written as subscript loops on purpose: the stdlib's
@@ -31,16 +31,49 @@ struct Nibbles {
 @_optimize(none) @inline(never)
 func opaqueInt32(_ v: Int32) -> Int32 { v }
 
-/// Decodes the weights of one "chunk" of 32 columns.
+/// Decodes a row's weights 32 columns (one "chunk") at a time.
+///
+/// A row is `cols / 32 / chunksPerBlock` blocks of `blockBytes` bytes. Formats with one chunk
+/// per block carry their scale in the chunk itself; the K-quants pack 8 chunks in a 256-value
+/// super-block whose sub-block scales are unpacked once per block by `scales(_:)` and then
+/// handed to each of its chunks. Kernels walk blocks and, inside one, chunks 0..<chunksPerBlock
+/// with a constant trip count, so after specialization `chunk` is a constant in `decode` and
+/// loads two chunks share (the K-quants' nibble and high-bit bytes) are done once.
 @usableFromInline
 protocol ChunkDecoder {
-    /// Bytes that hold 32 consecutive weights of a row.
-    static var chunkBytes: Int { get }
-    /// Columns [0, 16) and [16, 32) of the chunk at `p`, as exact floats of the format's value.
-    static func decode(_ p: UnsafeRawPointer, _ k: Nibbles) -> (SIMD16<Float>, SIMD16<Float>)
+    /// Per-block state decoded before the block's chunks (K-quant sub-block scales), or Void.
+    associatedtype Scales
+    /// Bytes of one block.
+    static var blockBytes: Int { get }
+    /// 32-value chunks per block: 1, or 8 for the K-quants.
+    static var chunksPerBlock: Int { get }
+    /// The block at `p`'s scales, decoded once for all its chunks.
+    static func scales(_ p: UnsafeRawPointer) -> Scales
+    /// Columns [0, 16) and [16, 32) of chunk `chunk` of the block at `p`, as exact floats of
+    /// the format's value (up to one fused rounding where it has a min).
+    static func decode(_ p: UnsafeRawPointer, _ s: Scales, _ chunk: Int, _ k: Nibbles) -> (SIMD16<Float>, SIMD16<Float>)
     /// Weight `i` of a row stored at `p`, for the column tail of plain float formats whose
     /// `cols` is not a multiple of 32 (block formats never have a tail).
     static func scalar(_ p: UnsafeRawPointer, _ i: Int) -> Float
+}
+
+/// A format whose block is one self-contained 32-value chunk (all but the K-quants).
+@usableFromInline
+protocol SingleChunkDecoder: ChunkDecoder where Scales == Void {
+    /// Bytes that hold 32 consecutive weights of a row.
+    static var chunkBytes: Int { get }
+    /// Columns [0, 16) and [16, 32) of the chunk at `p`.
+    static func decode(_ p: UnsafeRawPointer, _ k: Nibbles) -> (SIMD16<Float>, SIMD16<Float>)
+}
+
+extension SingleChunkDecoder {
+    @inline(__always) @usableFromInline static var blockBytes: Int { chunkBytes }
+    @inline(__always) @usableFromInline static var chunksPerBlock: Int { 1 }
+    @inline(__always) @usableFromInline static func scales(_ p: UnsafeRawPointer) {}
+    @inline(__always) @usableFromInline
+    static func decode(_ p: UnsafeRawPointer, _ s: Void, _ chunk: Int, _ k: Nibbles) -> (SIMD16<Float>, SIMD16<Float>) {
+        decode(p, k)
+    }
 }
 
 @inline(__always) @usableFromInline
@@ -123,7 +156,7 @@ func hsum(_ v: SIMD16<Float>) -> Float {
     return c[0] + c[1]
 }
 
-@usableFromInline enum DecodeF32: ChunkDecoder {
+@usableFromInline enum DecodeF32: SingleChunkDecoder {
     @usableFromInline static var chunkBytes: Int { 128 }
     @inline(__always) @usableFromInline
     static func decode(_ p: UnsafeRawPointer, _ k: Nibbles) -> (SIMD16<Float>, SIMD16<Float>) {
@@ -135,7 +168,7 @@ func hsum(_ v: SIMD16<Float>) -> Float {
     }
 }
 
-@usableFromInline enum DecodeF16: ChunkDecoder {
+@usableFromInline enum DecodeF16: SingleChunkDecoder {
     @usableFromInline static var chunkBytes: Int { 64 }
     @inline(__always) @usableFromInline
     static func half16(_ v: SIMD16<UInt16>) -> SIMD16<Float> {
@@ -152,7 +185,7 @@ func hsum(_ v: SIMD16<Float>) -> Float {
     static func scalar(_ p: UnsafeRawPointer, _ i: Int) -> Float { halfLoad(p, 2 * i) }
 }
 
-@usableFromInline enum DecodeBF16: ChunkDecoder {
+@usableFromInline enum DecodeBF16: SingleChunkDecoder {
     @usableFromInline static var chunkBytes: Int { 64 }
     @inline(__always) @usableFromInline
     static func bf16(_ v: SIMD16<UInt16>) -> SIMD16<Float> {
@@ -171,7 +204,7 @@ func hsum(_ v: SIMD16<Float>) -> Float {
     }
 }
 
-@usableFromInline enum DecodeQ8_0: ChunkDecoder {
+@usableFromInline enum DecodeQ8_0: SingleChunkDecoder {
     @usableFromInline static var chunkBytes: Int { 34 }
     @inline(__always) @usableFromInline
     static func decode(_ p: UnsafeRawPointer, _ k: Nibbles) -> (SIMD16<Float>, SIMD16<Float>) {
@@ -184,7 +217,7 @@ func hsum(_ v: SIMD16<Float>) -> Float {
     static func scalar(_ p: UnsafeRawPointer, _ i: Int) -> Float { fatalError("block formats have no tail") }
 }
 
-@usableFromInline enum DecodeQ4_0: ChunkDecoder {
+@usableFromInline enum DecodeQ4_0: SingleChunkDecoder {
     @usableFromInline static var chunkBytes: Int { 18 }
     @inline(__always) @usableFromInline
     static func decode(_ p: UnsafeRawPointer, _ k: Nibbles) -> (SIMD16<Float>, SIMD16<Float>) {
@@ -200,7 +233,7 @@ func hsum(_ v: SIMD16<Float>) -> Float {
     static func scalar(_ p: UnsafeRawPointer, _ i: Int) -> Float { fatalError("block formats have no tail") }
 }
 
-@usableFromInline enum DecodeQ4_1: ChunkDecoder {
+@usableFromInline enum DecodeQ4_1: SingleChunkDecoder {
     @usableFromInline static var chunkBytes: Int { 20 }
     @inline(__always) @usableFromInline
     static func decode(_ p: UnsafeRawPointer, _ k: Nibbles) -> (SIMD16<Float>, SIMD16<Float>) {
@@ -210,6 +243,48 @@ func hsum(_ v: SIMD16<Float>) -> Float {
         let d = SIMD16<Float>(repeating: dv), m = SIMD16<Float>(repeating: mv)
         let q = widenU8(p.loadUnaligned(fromByteOffset: 4, as: SIMD16<UInt8>.self))
         let lo = toFloat(q & k.mask), hi = toFloat(q &>> k.shift)
+        return (m.addingProduct(lo, d), m.addingProduct(hi, d))
+    }
+    @inline(__always) @usableFromInline
+    static func scalar(_ p: UnsafeRawPointer, _ i: Int) -> Float { fatalError("block formats have no tail") }
+}
+
+/// The 5th bits of a Q5 block's 32 quants (bit i of `qh` belongs to weight i), as 0 or 16 in
+/// two 16-lane halves.
+@inline(__always) @usableFromInline
+func fifthBits(_ qh: UInt32) -> (SIMD16<Int32>, SIMD16<Int32>) {
+    let v = SIMD16<Int32>(repeating: Int32(bitPattern: qh))
+    let lo = SIMD16<Int32>(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15)
+    let hi = lo &+ 16
+    return (((v &>> lo) & 1) &<< 4, ((v &>> hi) & 1) &<< 4)
+}
+
+@usableFromInline enum DecodeQ5_0: SingleChunkDecoder {
+    @usableFromInline static var chunkBytes: Int { 22 }
+    @inline(__always) @usableFromInline
+    static func decode(_ p: UnsafeRawPointer, _ k: Nibbles) -> (SIMD16<Float>, SIMD16<Float>) {
+        // Layout: fp16 d, u32 qh (5th bits), 16 bytes of nibbles (low: weights 0..<16). d·(q - 16).
+        let dv = blockScale(p)
+        let d = SIMD16<Float>(repeating: dv), off = SIMD16<Float>(repeating: -16 * dv)
+        let (h0, h1) = fifthBits(p.loadUnaligned(fromByteOffset: 2, as: UInt32.self))
+        let q = widenU8(p.loadUnaligned(fromByteOffset: 6, as: SIMD16<UInt8>.self))
+        let lo = toFloat((q & k.mask) | h0), hi = toFloat((q &>> k.shift) | h1)
+        return (off.addingProduct(lo, d), off.addingProduct(hi, d))
+    }
+    @inline(__always) @usableFromInline
+    static func scalar(_ p: UnsafeRawPointer, _ i: Int) -> Float { fatalError("block formats have no tail") }
+}
+
+@usableFromInline enum DecodeQ5_1: SingleChunkDecoder {
+    @usableFromInline static var chunkBytes: Int { 24 }
+    @inline(__always) @usableFromInline
+    static func decode(_ p: UnsafeRawPointer, _ k: Nibbles) -> (SIMD16<Float>, SIMD16<Float>) {
+        // Layout: fp16 d, fp16 m, u32 qh, 16 bytes of nibbles. d·q + m, fused like Q4_1.
+        let (dv, mv) = blockScalePair(p)
+        let d = SIMD16<Float>(repeating: dv), m = SIMD16<Float>(repeating: mv)
+        let (h0, h1) = fifthBits(p.loadUnaligned(fromByteOffset: 4, as: UInt32.self))
+        let q = widenU8(p.loadUnaligned(fromByteOffset: 8, as: SIMD16<UInt8>.self))
+        let lo = toFloat((q & k.mask) | h0), hi = toFloat((q &>> k.shift) | h1)
         return (m.addingProduct(lo, d), m.addingProduct(hi, d))
     }
     @inline(__always) @usableFromInline

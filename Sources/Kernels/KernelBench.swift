@@ -109,14 +109,16 @@ public enum KernelBench {
                 default: p.storeBytes(of: UInt16(v.bitPattern >> 16), toByteOffset: 2 * i, as: UInt16.self)
                 }
             }
-        case .q8_0, .q4_0, .q4_1:
+        default:
+            // Random quants and sub-block scales; block scales small and positive, mins signed.
             let bb = format.blockBytes
-            for blk in 0..<rows * cols / 32 {
+            for blk in 0..<rows * cols / format.blockSize {
                 let q = p + blk * bb
-                q.storeBytes(of: floatToHalf(0.01 + abs(f()) * 0.05), as: UInt16.self)
-                var start = 2
-                if format == .q4_1 { q.storeBytes(of: floatToHalf(f() * 0.1), toByteOffset: 2, as: UInt16.self); start = 4 }
-                for j in start..<bb { q.storeBytes(of: UInt8(truncatingIfNeeded: rng.next()), toByteOffset: j, as: UInt8.self) }
+                for j in 0..<bb { q.storeBytes(of: UInt8(truncatingIfNeeded: rng.next()), toByteOffset: j, as: UInt8.self) }
+                for (k, off) in format.halfScaleOffsets.enumerated() {
+                    let v = k == 0 ? 0.01 + abs(f()) * 0.05 : f() * 0.1
+                    q.storeBytes(of: floatToHalf(format.blockSize == 256 ? v / 32 : v), toByteOffset: off, as: UInt16.self)
+                }
             }
         }
         return p

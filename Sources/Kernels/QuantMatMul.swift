@@ -29,6 +29,13 @@ public func quantizedMatMul(
     case .q8_0: matMul(DecodeQ8_0.self, a, rows)
     case .q4_0: matMul(DecodeQ4_0.self, a, rows)
     case .q4_1: matMul(DecodeQ4_1.self, a, rows)
+    case .q5_0: matMul(DecodeQ5_0.self, a, rows)
+    case .q5_1: matMul(DecodeQ5_1.self, a, rows)
+    case .q2_K: matMul(DecodeQ2_K.self, a, rows)
+    case .q3_K: matMul(DecodeQ3_K.self, a, rows)
+    case .q4_K: matMul(DecodeQ4_K.self, a, rows)
+    case .q5_K: matMul(DecodeQ5_K.self, a, rows)
+    case .q6_K: matMul(DecodeQ6_K.self, a, rows)
     }
 }
 
@@ -89,7 +96,7 @@ private func matMul<D: ChunkDecoder>(_: D.Type, _ a: MatMulArgs, _ rows: Range<I
     // a fraction of the single-row rate (Q8_0 head at batch 4: 35 vs 100 GFLOP/s cold; pairs
     // with 4-wide tiles lost on every format). Measured: pairs win only with 8-wide tiles of
     // 4-bit formats. (Those are block formats, so the pair loop needs no column tail.)
-    let pairs = D.chunkBytes <= 20
+    let pairs = D.chunksPerBlock == 1 && D.blockBytes <= 20
     // Results go to a small stack tile first and reach y one cache line per batch vector per
     // row group: storing each row's results straight to y put 8 stores per row at a stride
     // that, for the 49152-row head (yStride·4 a multiple of 4096), hit one L1 set and
@@ -158,10 +165,30 @@ private func tail<D: ChunkDecoder>(_: D.Type, _ a: MatMulArgs, _ r: Int, _ b: In
 @inline(__always)
 private func dot1Row<D: ChunkDecoder>(_: D.Type, _ w: UnsafeRawPointer, _ x: UnsafeRawPointer, _ chunks: Int, _ nib: Nibbles) -> Float {
     var a0 = SIMD16<Float>(), a1 = SIMD16<Float>(), a2 = SIMD16<Float>(), a3 = SIMD16<Float>()
+    if D.chunksPerBlock > 1 {
+        // Super-blocks: even chunks into a0/a1, odd ones into a2/a3.
+        var p = w, o = 0
+        for _ in 0..<chunks / D.chunksPerBlock {
+            var odd = false
+            forEachChunk(D.self, p, nib) { lo, hi in
+                if odd {
+                    a2 = a2.addingProduct(lo, load16(x, o))
+                    a3 = a3.addingProduct(hi, load16(x, o + 64))
+                } else {
+                    a0 = a0.addingProduct(lo, load16(x, o))
+                    a1 = a1.addingProduct(hi, load16(x, o + 64))
+                }
+                odd.toggle()
+                o += 128
+            }
+            p += D.blockBytes
+        }
+        return hsum((a0 + a1) + (a2 + a3))
+    }
     var c = 0
     while c + 2 <= chunks {
-        let (lo0, hi0) = D.decode(w + c * D.chunkBytes, nib)
-        let (lo1, hi1) = D.decode(w + (c + 1) * D.chunkBytes, nib)
+        let (lo0, hi0) = decodeChunk(D.self, w + c * D.blockBytes, nib)
+        let (lo1, hi1) = decodeChunk(D.self, w + (c + 1) * D.blockBytes, nib)
         a0 = a0.addingProduct(lo0, load16(x, 128 * c))
         a1 = a1.addingProduct(hi0, load16(x, 128 * c + 64))
         a2 = a2.addingProduct(lo1, load16(x, 128 * c + 128))
@@ -169,7 +196,7 @@ private func dot1Row<D: ChunkDecoder>(_: D.Type, _ w: UnsafeRawPointer, _ x: Uns
         c += 2
     }
     while c < chunks {
-        let (lo, hi) = D.decode(w + c * D.chunkBytes, nib)
+        let (lo, hi) = decodeChunk(D.self, w + c * D.blockBytes, nib)
         a0 = a0.addingProduct(lo, load16(x, 128 * c))
         a1 = a1.addingProduct(hi, load16(x, 128 * c + 64))
         c += 1
@@ -177,16 +204,52 @@ private func dot1Row<D: ChunkDecoder>(_: D.Type, _ w: UnsafeRawPointer, _ x: Uns
     return hsum((a0 + a1) + (a2 + a3))
 }
 
+/// Calls `body` with chunks 0..<chunksPerBlock of the block at `p`, in order. For the K-quants'
+/// 8 chunks the calls are written out, so that the chunk index is a constant in each decode
+/// (LLVM does not always unroll the loop: then the scales are read back from the stack by a
+/// variable index, and every chunk re-loads bytes that its neighbour already loaded).
+/// The 4- and 8-wide tiles pass `unrolled: false`: written out, their 8–16 accumulators and
+/// the block's hoisted quant loads exceed the registers, and the spills cost more than the loop.
+@inline(__always)
+private func forEachChunk<D: ChunkDecoder>(_: D.Type, _ p: UnsafeRawPointer, _ nib: Nibbles, unrolled: Bool = true,
+                                           _ body: (SIMD16<Float>, SIMD16<Float>) -> Void) {
+    let s = D.scales(p)
+    if unrolled && D.chunksPerBlock == 8 {
+        var (lo, hi) = D.decode(p, s, 0, nib); body(lo, hi)
+        (lo, hi) = D.decode(p, s, 1, nib); body(lo, hi)
+        (lo, hi) = D.decode(p, s, 2, nib); body(lo, hi)
+        (lo, hi) = D.decode(p, s, 3, nib); body(lo, hi)
+        (lo, hi) = D.decode(p, s, 4, nib); body(lo, hi)
+        (lo, hi) = D.decode(p, s, 5, nib); body(lo, hi)
+        (lo, hi) = D.decode(p, s, 6, nib); body(lo, hi)
+        (lo, hi) = D.decode(p, s, 7, nib); body(lo, hi)
+    } else {
+        for j in 0..<D.chunksPerBlock {
+            let (lo, hi) = D.decode(p, s, j, nib)
+            body(lo, hi)
+        }
+    }
+}
+
+/// The only chunk of a one-chunk block.
+@inline(__always)
+private func decodeChunk<D: ChunkDecoder>(_: D.Type, _ p: UnsafeRawPointer, _ nib: Nibbles) -> (SIMD16<Float>, SIMD16<Float>) {
+    D.decode(p, D.scales(p), 0, nib)
+}
+
 @inline(__always)
 private func tile2<D: ChunkDecoder>(_: D.Type, _ w: UnsafeRawPointer, _ x: UnsafeRawPointer, _ xs: Int,
                                     _ chunks: Int, _ y: UnsafeMutablePointer<Float>, _ ys: Int, _ nib: Nibbles) {
     var a0 = SIMD16<Float>(), a1 = SIMD16<Float>(), b0 = SIMD16<Float>(), b1 = SIMD16<Float>()
     let xa = x, xb = x + xs
-    for c in 0..<chunks {
-        let (lo, hi) = D.decode(w + c * D.chunkBytes, nib)
-        let o = 128 * c
-        a0 = a0.addingProduct(lo, load16(xa, o)); a1 = a1.addingProduct(hi, load16(xa, o + 64))
-        b0 = b0.addingProduct(lo, load16(xb, o)); b1 = b1.addingProduct(hi, load16(xb, o + 64))
+    var p = w, o = 0
+    for _ in 0..<chunks / D.chunksPerBlock {
+        forEachChunk(D.self, p, nib) { lo, hi in
+            a0 = a0.addingProduct(lo, load16(xa, o)); a1 = a1.addingProduct(hi, load16(xa, o + 64))
+            b0 = b0.addingProduct(lo, load16(xb, o)); b1 = b1.addingProduct(hi, load16(xb, o + 64))
+            o += 128
+        }
+        p += D.blockBytes
     }
     y[0] = hsum(a0 + a1)
     y[ys] = hsum(b0 + b1)
@@ -198,13 +261,16 @@ private func tile4<D: ChunkDecoder>(_: D.Type, _ w: UnsafeRawPointer, _ x: Unsaf
     var a0 = SIMD16<Float>(), a1 = SIMD16<Float>(), b0 = SIMD16<Float>(), b1 = SIMD16<Float>()
     var c0 = SIMD16<Float>(), c1 = SIMD16<Float>(), d0 = SIMD16<Float>(), d1 = SIMD16<Float>()
     let xa = x, xb = x + xs, xc = x + 2 * xs, xd = x + 3 * xs
-    for c in 0..<chunks {
-        let (lo, hi) = D.decode(w + c * D.chunkBytes, nib)
-        let o = 128 * c
-        a0 = a0.addingProduct(lo, load16(xa, o)); a1 = a1.addingProduct(hi, load16(xa, o + 64))
-        b0 = b0.addingProduct(lo, load16(xb, o)); b1 = b1.addingProduct(hi, load16(xb, o + 64))
-        c0 = c0.addingProduct(lo, load16(xc, o)); c1 = c1.addingProduct(hi, load16(xc, o + 64))
-        d0 = d0.addingProduct(lo, load16(xd, o)); d1 = d1.addingProduct(hi, load16(xd, o + 64))
+    var p = w, o = 0
+    for _ in 0..<chunks / D.chunksPerBlock {
+        forEachChunk(D.self, p, nib, unrolled: false) { lo, hi in
+            a0 = a0.addingProduct(lo, load16(xa, o)); a1 = a1.addingProduct(hi, load16(xa, o + 64))
+            b0 = b0.addingProduct(lo, load16(xb, o)); b1 = b1.addingProduct(hi, load16(xb, o + 64))
+            c0 = c0.addingProduct(lo, load16(xc, o)); c1 = c1.addingProduct(hi, load16(xc, o + 64))
+            d0 = d0.addingProduct(lo, load16(xd, o)); d1 = d1.addingProduct(hi, load16(xd, o + 64))
+            o += 128
+        }
+        p += D.blockBytes
     }
     y[0] = hsum(a0 + a1)
     y[ys] = hsum(b0 + b1)
@@ -219,17 +285,20 @@ private func tile8<D: ChunkDecoder>(_: D.Type, _ w: UnsafeRawPointer, _ x: Unsaf
     var e = SIMD16<Float>(), f = SIMD16<Float>(), g = SIMD16<Float>(), h = SIMD16<Float>()
     let x0 = x, x1 = x + xs, x2 = x + 2 * xs, x3 = x + 3 * xs
     let x4 = x + 4 * xs, x5 = x + 5 * xs, x6 = x + 6 * xs, x7 = x + 7 * xs
-    for k in 0..<chunks {
-        let (lo, hi) = D.decode(w + k * D.chunkBytes, nib)
-        let o = 128 * k
-        a = a.addingProduct(lo, load16(x0, o)).addingProduct(hi, load16(x0, o + 64))
-        b = b.addingProduct(lo, load16(x1, o)).addingProduct(hi, load16(x1, o + 64))
-        c = c.addingProduct(lo, load16(x2, o)).addingProduct(hi, load16(x2, o + 64))
-        d = d.addingProduct(lo, load16(x3, o)).addingProduct(hi, load16(x3, o + 64))
-        e = e.addingProduct(lo, load16(x4, o)).addingProduct(hi, load16(x4, o + 64))
-        f = f.addingProduct(lo, load16(x5, o)).addingProduct(hi, load16(x5, o + 64))
-        g = g.addingProduct(lo, load16(x6, o)).addingProduct(hi, load16(x6, o + 64))
-        h = h.addingProduct(lo, load16(x7, o)).addingProduct(hi, load16(x7, o + 64))
+    var p = w, o = 0
+    for _ in 0..<chunks / D.chunksPerBlock {
+        forEachChunk(D.self, p, nib, unrolled: false) { lo, hi in
+            a = a.addingProduct(lo, load16(x0, o)).addingProduct(hi, load16(x0, o + 64))
+            b = b.addingProduct(lo, load16(x1, o)).addingProduct(hi, load16(x1, o + 64))
+            c = c.addingProduct(lo, load16(x2, o)).addingProduct(hi, load16(x2, o + 64))
+            d = d.addingProduct(lo, load16(x3, o)).addingProduct(hi, load16(x3, o + 64))
+            e = e.addingProduct(lo, load16(x4, o)).addingProduct(hi, load16(x4, o + 64))
+            f = f.addingProduct(lo, load16(x5, o)).addingProduct(hi, load16(x5, o + 64))
+            g = g.addingProduct(lo, load16(x6, o)).addingProduct(hi, load16(x6, o + 64))
+            h = h.addingProduct(lo, load16(x7, o)).addingProduct(hi, load16(x7, o + 64))
+            o += 128
+        }
+        p += D.blockBytes
     }
     y[0] = hsum(a); y[ys] = hsum(b); y[2 * ys] = hsum(c); y[3 * ys] = hsum(d)
     y[4 * ys] = hsum(e); y[5 * ys] = hsum(f); y[6 * ys] = hsum(g); y[7 * ys] = hsum(h)
@@ -244,8 +313,8 @@ private func tile2x8<D: ChunkDecoder>(_: D.Type, _ w: UnsafeRawPointer, _ rowByt
     var e1 = SIMD16<Float>(), f1 = SIMD16<Float>(), g1 = SIMD16<Float>(), h1 = SIMD16<Float>()
     let w1 = w + rowBytes
     for k in 0..<chunks {
-        let (lo0, hi0) = D.decode(w + k * D.chunkBytes, nib)
-        let (lo1, hi1) = D.decode(w1 + k * D.chunkBytes, nib)
+        let (lo0, hi0) = decodeChunk(D.self, w + k * D.blockBytes, nib)
+        let (lo1, hi1) = decodeChunk(D.self, w1 + k * D.blockBytes, nib)
         let o = 128 * k
         var p = x + o
         var v = load16(p), u = load16(p, 64)

@@ -13,6 +13,7 @@ public enum SyntheticModel {
         public var kvHeads = 2
         public var contextLength = 512
         /// Format of the projection matrices (the embedding is Q8_0 like the default model's).
+        /// The K-quants need `hidden` and `intermediate` to be multiples of 256.
         public var weightType: GGMLType = .q4_1
         public var tiedEmbedding = true
         public var seed: UInt64 = 42
@@ -38,6 +39,8 @@ public enum SyntheticModel {
 
     /// The GGUF bytes of a random model of `shape`.
     public static func gguf(_ shape: Shape = Shape()) -> [UInt8] {
+        precondition(shape.hidden % shape.weightType.blockSize == 0 && shape.intermediate % shape.weightType.blockSize == 0,
+                     "SyntheticModel: \(shape.weightType) rows need hidden and intermediate sizes that are multiples of \(shape.weightType.blockSize)")
         var rng = SplitMix64(seed: shape.seed)
         let tokens = specialTokens + byteTokens() + merges.map { $0.replacingOccurrences(of: " ", with: "") }
         var types = [Int](repeating: 1, count: tokens.count)

@@ -111,6 +111,6 @@ struct QuantizeTests {
     }
 
     @Test func supportedTypes() {
-        #expect(GGMLType.allCases.filter(\.canQuantize) == [.f32, .f16, .q4_0, .q4_1, .q8_0, .bf16])
+        #expect(GGMLType.allCases.filter(\.canQuantize) == [.f32, .f16, .q4_0, .q4_1, .q5_0, .q5_1, .q8_0, .q2_K, .q3_K, .q4_K, .q5_K, .q6_K, .bf16])
     }
 }

@@ -34,6 +34,18 @@ func randomMatrix(_ format: WeightFormat, rows: Int, cols: Int, _ rng: inout Tes
                 let n = format == .q8_0 ? 32 : 16
                 for _ in 0..<n { out.append(UInt8.random(in: 0...255, using: &rng)) }
             }
+        default:
+            // Random bytes with sane fp16 block scales of both signs; K-quant block scales are
+            // smaller, as they multiply sub-block scales of up to 63 or 127.
+            for _ in 0..<cols / format.blockSize {
+                var block = (0..<format.blockBytes).map { _ in UInt8.random(in: 0...255, using: &rng) }
+                for off in format.halfScaleOffsets {
+                    let h = half(rng.float(-0.1, 0.1) / (format.blockSize == 256 ? 32 : 1))
+                    block[off] = UInt8(h & 0xFF)
+                    block[off + 1] = UInt8(h >> 8)
+                }
+                out += block
+            }
         }
     }
     return out
@@ -59,7 +71,13 @@ func referenceWeight(_ format: WeightFormat, _ row: UnsafeRawPointer, _ i: Int) 
         let byte = row.load(fromByteOffset: 20 * b + 4 + j % 16, as: UInt8.self)
         let q = j < 16 ? byte & 0xF : byte >> 4
         return h(20 * b) * Float(q) + h(20 * b + 2)
+    default:
+        fatalError("\(format): checked against the gguf package's dequantization instead")
     }
 }
 
+/// Formats with a scalar `referenceWeight`.
 let allFormats: [WeightFormat] = [.f32, .f16, .bf16, .q8_0, .q4_0, .q4_1]
+/// Formats whose dequantization is checked against the gguf package (GGUFTests) and whose
+/// mat-mul is checked against dequantize-then-dot.
+let fixtureFormats: [WeightFormat] = [.q5_0, .q5_1, .q2_K, .q3_K, .q4_K, .q5_K, .q6_K]
