@@ -238,11 +238,16 @@ public final class ClusterRouter: InferenceBackend, Sendable {
         if state.withLock({ $0.stopping }) { throw .shuttingDown }
         let id = nextID.add(1, ordering: .relaxed).oldValue
         let (stream, continuation) = AsyncThrowingStream<RequestOutput, any Error>.makeStream()
-        let task = Task {
-            defer { self.finished(id) }
-            await self.serve(request, id: id, into: continuation)
+        // Created under the lock: a request that ends at once (no instance can take it) must
+        // not unregister before it is registered, or shutdown would wait for it forever.
+        let task = tasks.withLock { t in
+            let task = Task {
+                defer { self.finished(id) }
+                await self.serve(request, id: id, into: continuation)
+            }
+            t[id] = task
+            return task
         }
-        tasks.withLock { $0[id] = task }
         continuation.onTermination = { reason in
             if case .cancelled = reason { task.cancel() }
         }
