@@ -109,7 +109,7 @@ struct EdgeTests {
 
     /// Waits (10 ms polls, bounded) for the backend to hold `count` requests.
     static func held(_ backend: GatedBackend, _ count: Int) async -> Bool {
-        await eventually(10) { backend.submitted >= count }
+        await eventually(60) { backend.submitted >= count }
     }
 
     @Test("at the request limit, excess requests get 429 with Retry-After; the streams held up to it all finish",
@@ -167,7 +167,7 @@ struct EdgeTests {
                 #expect(answer.contains("data: [DONE]"), "\(answer.suffix(300))")
             }
             let engine = harness.engine
-            #expect(await eventually(5) { engine.stats.running + engine.stats.waiting == 0 })
+            #expect(await eventually(30) { engine.stats.running + engine.stats.waiting == 0 })
         }
     }
 
@@ -204,7 +204,7 @@ struct EdgeTests {
             _ = try await onThread { connection.read(until: "\"text\"") }
             connection.close()
             let engine = harness.engine
-            #expect(await eventually(5) { engine.stats.running + engine.stats.waiting == 0 })
+            #expect(await eventually(30) { engine.stats.running + engine.stats.waiting == 0 })
             // The admitted count is back to zero: a new request is admitted and served.
             let again = try RawConnection(port: port)
             again.sendPOST("/v1/completions", json: #"{"prompt":"Hi","max_tokens":2}"#)

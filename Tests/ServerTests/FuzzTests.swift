@@ -95,7 +95,7 @@ struct FuzzTests {
     /// After the run: nothing left running, queued or holding KV blocks, and a plain request works.
     static func checkIdle(_ harness: Harness, _ client: any TestClientProtocol) async throws {
         let engine = harness.engine
-        let idle = await eventually(10) { engine.stats.running + engine.stats.waiting == 0 && engine.stats.hot.used == 0 }
+        let idle = await eventually(60) { engine.stats.running + engine.stats.waiting == 0 && engine.stats.hot.used == 0 }
         #expect(idle, "engine not idle after the fuzz run: \(engine.stats)")
         let after = try await client.post("/v1/completions", #"{"prompt":"still fine","max_tokens":3}"#)
         #expect(after.status == .ok, "\(after.text)")
@@ -155,7 +155,7 @@ struct FuzzTests {
             }
             print(Self.summary("raw HTTP"))
             let engine = harness.engine
-            #expect(await eventually(10) { engine.stats.running + engine.stats.waiting == 0 && engine.stats.hot.used == 0 })
+            #expect(await eventually(60) { engine.stats.running + engine.stats.waiting == 0 && engine.stats.hot.used == 0 })
         }
     }
 }
