@@ -37,12 +37,15 @@ struct KQuantModelTests {
     /// bound (about 1.5× what the fixed seed gives, which is deterministic), the K-quants' errors
     /// shrink with their bits, and Q4_K (4.5 bits per weight) is about as good as Q4_1 (5 bits).
     /// (A random two-layer model amplifies weight noise: the errors are large for few bits.)
-    @Test func logitsCloseToF32() throws {
+    @Test func logitsCloseToF32() async throws {
         let bounds: [(GGMLType, Float)] = [(.q8_0, 0.02), (.q6_K, 0.08), (.q5_K, 0.15), (.q5_1, 0.16), (.q5_0, 0.17),
                                           (.q4_K, 0.28), (.q4_1, 0.28), (.q3_K, 0.75), (.q2_K, 1.0)]
-        var err: [GGMLType: Float] = [:]
+        let err = try await offPool {
+            var err: [GGMLType: Float] = [:]
+            for (type, _) in bounds { err[type] = try Self.logitError(type) }
+            return err
+        }
         for (type, bound) in bounds {
-            err[type] = try Self.logitError(type)
             #expect(err[type]! < bound, "\(type): relative RMS logit error \(err[type]!)")
         }
         let ladder: [GGMLType] = [.q8_0, .q6_K, .q5_K, .q4_K, .q3_K, .q2_K]
@@ -51,9 +54,11 @@ struct KQuantModelTests {
     }
 
     /// Greedy decoding runs through the quantized kernels at batch 1 (decode) too.
-    @Test func q4_KGreedyDecodes() throws {
-        let m = try ForwardTests.model(Self.shape(.q4_K), denseMinRows: 1 << 20)
-        let run = try Runner(model: m).run(ForwardTests.prompt(12, seed: 3), greedy: 6)
+    @Test func q4_KGreedyDecodes() async throws {
+        let run = try await offPool {
+            let m = try ForwardTests.model(Self.shape(.q4_K), denseMinRows: 1 << 20)
+            return try Runner(model: m).run(ForwardTests.prompt(12, seed: 3), greedy: 6)
+        }
         #expect(run.tokens.count == 6)
         #expect(run.logits.allSatisfy { $0.isFinite })
     }

@@ -316,7 +316,7 @@ struct EdgeTests {
                 #expect(answer.hasPrefix("HTTP/1.1 413"), "\(answer.prefix(200))")
                 #expect(answer.lowercased().contains("connection: close"), "\(answer.prefix(400))")
                 #expect(answer.contains(#""code":"request_too_large""#))
-                #expect(elapsed < 4, "the connection stayed open \(elapsed) s after the 413")
+                #expect(elapsed < 15, "the connection stayed open \(elapsed) s after the 413")
             }
             // The server still serves.
             let next = try RawConnection(port: port)
