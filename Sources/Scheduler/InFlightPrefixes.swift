@@ -19,12 +19,12 @@ struct InFlightPrefixes {
     var entries: Int { holders.values.reduce(0) { $0 + $1.count } }
 
     mutating func add(_ hashes: [PrefixHash], on id: InstanceID) {
+        // Mutated in place (no copy of the array per block).
         for h in hashes {
-            if var list = holders[h] {
-                if let i = list.firstIndex(where: { $0.instance == id }) { list[i].count += 1 } else { list.append((id, 1)) }
-                holders[h] = list
+            if let i = holders[h]?.firstIndex(where: { $0.instance == id }) {
+                holders[h]![i].count += 1
             } else {
-                holders[h] = [(id, 1)]
+                holders[h, default: []].append((id, 1))
             }
         }
     }
@@ -32,10 +32,12 @@ struct InFlightPrefixes {
     /// Undoes one ``add(_:on:)`` of the same hashes.
     mutating func remove(_ hashes: [PrefixHash], on id: InstanceID) {
         for h in hashes {
-            guard var list = holders[h], let i = list.firstIndex(where: { $0.instance == id }) else { continue }
-            list[i].count -= 1
-            if list[i].count <= 0 { list.remove(at: i) }
-            holders[h] = list.isEmpty ? nil : list
+            guard let i = holders[h]?.firstIndex(where: { $0.instance == id }) else { continue }
+            holders[h]![i].count -= 1
+            if holders[h]![i].count <= 0 {
+                holders[h]!.remove(at: i)
+                if holders[h]!.isEmpty { holders[h] = nil }
+            }
         }
     }
 
