@@ -35,7 +35,7 @@ struct ElasticMembershipTests {
         let feed = try MembershipFeed(router: router, endpoint: etcd.clientURL, prefix: "/test")
         let following = Task { try await feed.run() }
         defer { following.cancel() }
-        let etcdArgs = ["--etcd", etcd.clientURL, "--etcd-prefix", "/test", "--etcd-ttl", "2"]
+        let etcdArgs = ["--etcd", etcd.clientURL, "--etcd-prefix", "/test", "--etcd-ttl", "5"]
 
         let a = try await InstanceProcess.start(role: "colocated", mode: .caching1, model: ProcessModel.path,
                                                 listen: "127.0.0.2:0", extra: etcdArgs)
@@ -81,6 +81,7 @@ struct ElasticMembershipTests {
         try await Self.eventually("the dead instance left") { !router.memberList.contains { $0.id == aID } }
         #expect(router.scheduler.withLock { $0.view(of: aID).isEmpty })
         // New requests all go to the survivor.
+        try await Self.eventually("the survivor is connected") { router.memberList.filter(\.connected).count == 1 }
         for i in 10..<14 {
             let r = try await PDClusterTests.collect(try router.submit(Self.request(i, maxTokens: 3)).1)
             #expect(r.tokens.count == 3)
