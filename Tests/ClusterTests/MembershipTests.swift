@@ -31,6 +31,9 @@ struct ElasticMembershipTests {
         defer { etcd.removeDirectory() }
         var config = ClusterRouter.Configuration()
         config.ttl = .seconds(1)
+        // Membership is under test, not placement: turns spread the long requests over both
+        // instances whatever each one measured of its own speed at start-up.
+        config.policy = .roundRobin
         let router = ClusterRouter(model: ProcessModel.loaded.served, configuration: config)
         let feed = try MembershipFeed(router: router, endpoint: etcd.clientURL, prefix: "/test")
         let following = Task { try await feed.run() }
