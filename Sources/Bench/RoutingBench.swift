@@ -27,7 +27,18 @@ public enum RoutingBench {
         public var answerTokens = 12
         public var arrivalRate = 4.0
         public var seed: UInt64 = 11
+        /// Zipf exponent of the groups' popularity (0: every group equally likely).
+        public var groupSkew = 0.0
         public init() {}
+
+        /// Tokens of every distinct prefix the workload builds: the documents and each
+        /// conversation's turns (user messages and answers).
+        public var workingSetTokens: Int {
+            let hot = max(1, Int((Double(conversations) * hotFraction).rounded()))
+            let hotConversations = (0..<conversations).filter { $0 % max(1, conversations / hot) == 0 }.count
+            let turns = hotConversations * hotTurns + (conversations - hotConversations) * coldTurns
+            return groups * documentTokens + turns * (userTokens + answerTokens)
+        }
     }
 
     public struct PolicyResult: Codable, Sendable {
@@ -65,12 +76,23 @@ public enum RoutingBench {
         var random = RandomSource(seed: w.seed)
         func text(_ n: Int) -> [Int32] { (0..<n).map { _ in Int32(3 + random.next() % UInt64(vocab - 3)) } }
         let documents = (0..<w.groups).map { _ in text(w.documentTokens) }
+        let weights = (0..<w.groups).map { 1 / pow(Double($0 + 1), w.groupSkew) }
+        let totalWeight = weights.reduce(0, +)
+        func pickGroup() -> Int {
+            guard w.groupSkew > 0 else { return Int(random.next() % UInt64(w.groups)) }
+            var x = Double(random.nextUnit()) * totalWeight
+            for (g, wt) in weights.enumerated() {
+                x -= wt
+                if x < 0 { return g }
+            }
+            return w.groups - 1
+        }
         var t = 0.0
         let hot = max(1, Int((Double(w.conversations) * w.hotFraction).rounded()))
         let convs = (0..<w.conversations).map { c -> Conversation in
             t += -log(max(1e-9, Double(random.nextUnit()))) / w.arrivalRate
             let turns = c % (w.conversations / hot) == 0 ? w.hotTurns : w.coldTurns
-            return Conversation(group: Int(random.next() % UInt64(w.groups)), session: "user-\(c)",
+            return Conversation(group: pickGroup(), session: "user-\(c)",
                                 turns: (0..<turns).map { _ in text(w.userTokens) }, arrival: t)
         }
         return (documents, convs)

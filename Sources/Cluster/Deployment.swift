@@ -24,6 +24,9 @@ public struct DeploymentSpec: Sendable {
     public var threads = 1
     public var hotBlocks = 1
     public var coldBlocks = 0
+    /// The share of each instance's blocks that may keep other instances' prefixes (the peer
+    /// tier of the elastic pool); 0 turns the peer tier off.
+    public var peerShare = 0.25
     public var scheduler = SchedulerConfiguration()
     public var router = ClusterRouter.Configuration()
 
@@ -82,7 +85,8 @@ public final class RoutedDeployment: InferenceBackend {
         do {
             for role in spec.roles {
                 let m = model.sibling(threads: threads)
-                let pool = try m.makeMemPool(hotBlocks: max(1, spec.hotBlocks / n), coldBlocks: spec.coldBlocks / n)
+                let pool = try m.makeMemPool(hotBlocks: max(1, spec.hotBlocks / n), coldBlocks: spec.coldBlocks / n,
+                                             peerShare: spec.peerShare)
                 let listen = spec.transport == .loopbackGRPC ? PeerAddress(host: "127.0.0.1", port: 0) : nil
                 let node = InstanceNode(model: m, memPool: pool, role: role, mode: spec.mode, listen: listen,
                                         configuration: spec.scheduler)

@@ -41,10 +41,14 @@ public enum KVTransfer {
     /// Reserves room for `blockCount` incoming blocks. With `tokens`, blocks the receiver already
     /// caches for them are reused (retained) and only the rest is allocated: a delta.
     /// Returns nil when the receiver has no room (nothing changed).
-    public static func reserve(tokens: ArraySlice<Int32>?, blockCount: Int, in receiver: MemPool) -> KVReservation? {
-        var table = tokens.map { receiver.acquirePrefix(Array($0), maxBlocks: blockCount) } ?? []
+    /// With `guest` (a peer's spill into the peer tier) the fresh blocks are guest blocks, which
+    /// never evict the receiver's own, and the blocks it had stay whoever's they were.
+    public static func reserve(tokens: ArraySlice<Int32>?, blockCount: Int, in receiver: MemPool,
+                               guest: Bool = false) -> KVReservation? {
+        var table = tokens.map { receiver.acquirePrefix(Array($0), maxBlocks: blockCount, claim: !guest) } ?? []
         let have = table.count
-        guard let fresh = receiver.allocate(blockCount - have) else {
+        let need = blockCount - have
+        guard let fresh = guest ? receiver.allocateGuest(need) : receiver.allocate(need) else {
             receiver.release(table)
             return nil
         }
@@ -56,14 +60,15 @@ public enum KVTransfer {
     /// The data has arrived: with `tokens`, indexes the whole blocks in the receiver's prompt
     /// tree (reusing any block another transfer cached meanwhile). Returns the table, held by
     /// the caller.
-    public static func commit(_ reservation: KVReservation, tokens: ArraySlice<Int32>?, in receiver: MemPool) -> [BlockID] {
+    public static func commit(_ reservation: KVReservation, tokens: ArraySlice<Int32>?, in receiver: MemPool,
+                              guest: Bool = false) -> [BlockID] {
         var table = reservation.table
         guard let tokens else { return table }
         let bt = receiver.blockTokens
         let whole = min(tokens.count / bt, table.count)
         if whole > 0 {
             var head = Array(table[0..<whole])
-            receiver.insertAndAdopt(tokens: Array(tokens.prefix(whole * bt)), table: &head)
+            receiver.insertAndAdopt(tokens: Array(tokens.prefix(whole * bt)), table: &head, claim: !guest)
             table.replaceSubrange(0..<whole, with: head)
         }
         return table

@@ -56,12 +56,20 @@ public final class LoadedModel: @unchecked Sendable {
     /// Another instance of this model for a second engine thread (weights shared, not copied).
     public func sibling(threads: Int) -> LoadedModel { LoadedModel(sharing: self, threads: threads) }
 
-    /// A MemPool whose hot tier holds `blocks` KV blocks of this model's layout.
-    public func makeMemPool(hotBlocks: Int, coldBlocks: Int = 0) throws(MemPoolError) -> MemPool {
+    /// A MemPool whose hot tier holds `blocks` KV blocks of this model's layout. With a
+    /// `peerShare` (an instance among peers) it has a peer tier: that share of its blocks may
+    /// keep peers' prefixes, and a small staging ring keeps its own evicted blocks for spills.
+    public func makeMemPool(hotBlocks: Int, coldBlocks: Int = 0, peerShare: Double = 0) throws(MemPoolError) -> MemPool {
         try MemPool(MemPoolConfig(blockTokens: transformer.kvLayout.blockTokens,
-                                      blockBytes: transformer.kvLayout.blockBytes,
-                                      hotBlocks: hotBlocks, coldBlocks: coldBlocks))
+                                  blockBytes: transformer.kvLayout.blockBytes,
+                                  hotBlocks: hotBlocks, coldBlocks: coldBlocks, peerShare: peerShare,
+                                  spillStagingBlocks: peerShare > 0 ? Self.spillStagingBlocks(hotBlocks + coldBlocks) : 0))
     }
+
+    /// Staging for spills: a sixteenth of the pool, between 16 and 64 blocks (a burst of
+    /// evictions beyond it, before the router's orders arrive, loses its oldest blocks, as
+    /// without a peer tier).
+    static func spillStagingBlocks(_ total: Int) -> Int { min(64, max(16, total / 16)) }
 
     /// Hot-tier blocks that fit in `megabytes` of KV memory.
     public func blocks(forMegabytes megabytes: Int) -> Int {

@@ -159,12 +159,17 @@ extension MemPool {
                     throw .inconsistent("free block \(handle(Int32(i))) is referenced, indexed or in an LRU list")
                 }
             }
-            var lruLen: Int32 = 0
+            var lruLen: Int32 = 0, guestLen: Int32 = 0, lastGuest: Int32 = -1
             var x = s.lruHead, prev: Int32 = -1
             while x >= 0 {
                 guard tierIndex(x) == t, meta[Int(x)].inLRU, meta[Int(x)].lruPrev == prev,
                       meta[Int(x)].refs == 0, meta[Int(x)].node >= 0, !isPinned(x) else {
                     throw .inconsistent("LRU list \(t) at \(handle(x))")
+                }
+                if meta[Int(x)].guest {
+                    guard lastGuest == prev else { throw .inconsistent("guest \(handle(x)) after own blocks in LRU list \(t)") }
+                    lastGuest = x
+                    guestLen += 1
                 }
                 lruLen += 1
                 guard lruLen <= s.capacity else { throw .inconsistent("LRU list \(t) loops") }
@@ -172,16 +177,24 @@ extension MemPool {
                 x = meta[Int(x)].lruNext
             }
             guard prev == s.lruTail, lruLen == s.lruCount else { throw .inconsistent("LRU list \(t) ends or count") }
-            var used: Int32 = 0, cached: Int32 = 0
+            guard lastGuest == s.guestTail, guestLen == s.guestEvictable else {
+                throw .inconsistent("guest segment of LRU list \(t)")
+            }
+            var used: Int32 = 0, cached: Int32 = 0, guests: Int32 = 0
             for i in Int(s.base)..<Int(s.base + s.capacity) {
                 let m = meta[i]
                 guard m.refs >= 0 else { throw .inconsistent("negative refcount at \(handle(Int32(i)))") }
+                if m.guest {
+                    guard !inFree[i] else { throw .inconsistent("free block \(handle(Int32(i))) marked guest") }
+                    guests += 1
+                }
                 if m.refs > 0 { used += 1 } else if m.node >= 0 { cached += 1 } else if !inFree[i] {
                     throw .inconsistent("block \(handle(Int32(i))) is lost: unreferenced, unindexed, not free")
                 }
                 let evictable = m.refs == 0 && m.node >= 0 && !isPinned(Int32(i))
                 guard m.inLRU == evictable else { throw .inconsistent("LRU membership of \(handle(Int32(i)))") }
             }
+            guard guests == s.guests else { throw .inconsistent("tier \(t) guest count \(guests)/\(s.guests)") }
             guard used == s.used, cached == s.cached, used + cached + s.freeCount == s.capacity else {
                 throw .inconsistent("tier \(t) counts: used \(used)/\(s.used) cached \(cached)/\(s.cached)")
             }

@@ -37,10 +37,14 @@ extension MemPool {
     /// `maxBlocks` leading blocks, retains them (the caller holds them from now on) and brings
     /// cold ones back to the hot tier, where the kernel reads them. Without hot room for the
     /// cold part, only the hot head is kept. Returns hot blocks, held by the caller.
-    public func acquirePrefix(_ tokens: [Int32], maxBlocks: Int) -> [BlockID] {
+    ///
+    /// With `claim` (a request of this instance takes the prefix), blocks held for a peer become
+    /// this instance's own; a peer's transfer into the peer tier passes false.
+    public func acquirePrefix(_ tokens: [Int32], maxBlocks: Int, claim: Bool = true) -> [BlockID] {
         let match = self.match(tokens)
         var blocks = Array(match.blocks.prefix(max(0, maxBlocks)))
         retain(blocks)
+        if claim { self.claim(blocks) }
         if let head = blocks.firstIndex(where: { $0.tier == .cold }) {
             if let hot = try? swapIn(blocks) {
                 blocks = hot
@@ -63,7 +67,7 @@ extension MemPool {
     /// Walks the prompt tree along `tokens`, calling `visit(node, block)` for every cached
     /// block of the longest cached prefix, in order; returns the prefix's chained hash.
     @inline(__always)
-    private func walkCachedPrefix(_ tokens: [Int32], _ visit: (Int32, Int32) -> Void) -> UInt64 {
+    func walkCachedPrefix(_ tokens: [Int32], _ visit: (Int32, Int32) -> Void) -> UInt64 {
         let bt = blockTokens
         let nb = tokens.count / bt
         var h = PrefixHash.root.value
@@ -231,13 +235,15 @@ extension MemPool {
 
     /// Inserts like ``insert(tokens:blocks:)``, then swaps the duplicates in `table` for the
     /// cached blocks: each cached block is retained and the caller's duplicate released, so the
-    /// table stays a list of blocks the caller holds.
+    /// table stays a list of blocks the caller holds. With `claim`, adopted blocks that were held
+    /// for a peer become this instance's own (see ``acquirePrefix(_:maxBlocks:claim:)``).
     @discardableResult
-    public func insertAndAdopt(tokens: [Int32], table: inout [BlockID]) -> InsertResult {
+    public func insertAndAdopt(tokens: [Int32], table: inout [BlockID], claim: Bool = true) -> InsertResult {
         let r = insert(tokens: tokens, blocks: table)
         for k in r.duplicates {
             let cached = r.blocks[k]
             guard incRef(index(cached)) else { continue }
+            if claim { self.claim([cached]) }
             let released = checkedIndex(table[k]).map { decRef($0) } ?? false
             if !released { totals.invalidCalls += 1 }
             table[k] = cached

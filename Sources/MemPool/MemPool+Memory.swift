@@ -216,7 +216,10 @@ extension MemPool {
     /// Frees at least one hot block: the LRU head moves to the cold tier, or is dropped.
     func evictOneHot() {
         let v = tiers[0].lruHead
-        if coldBlocks > 0 {
+        // A peer's block moves to the cold tier only where it displaces no own block.
+        let coldTakes = !meta[Int(v)].guest || tiers[1].freeCount > 0
+            || (tiers[1].lruHead >= 0 && meta[Int(tiers[1].lruHead)].guest)
+        if coldBlocks > 0 && coldTakes {
             switch demote(v) {
             case .moved:
                 totals.demotions += 1

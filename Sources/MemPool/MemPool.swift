@@ -61,6 +61,8 @@ public final class MemPool {
     var children: [UInt64: Int32]
     /// A logical clock: one tick per match or insert, stored as nodes' last access.
     var clock: UInt64 = 0
+    /// Ticks once per block entering an LRU list (``BlockMeta/stamp``).
+    var lruClock: UInt64 = 0
     /// How many times each pinned prefix (by the hash of its last block) was pinned, so that an
     /// unpin releases exactly what its pin covered.
     var pinRecords: [UInt64: Int] = [:]
@@ -73,6 +75,13 @@ public final class MemPool {
     var nextSubscriptionID = 0
     var pendingKind: PendingEventKind? = nil
     var pendingHashes: [PrefixHash] = []
+
+    // Peer tier (see MemPool+Peers.swift).
+    /// Most blocks, both tiers, that may hold peers' prefixes (``MemPoolConfig/peerShare``).
+    public let guestLimit: Int
+    /// Own blocks' bytes copied out as they are evicted, until a spill order takes or overwrites
+    /// them; nil without a peer tier.
+    let staging: SpillStaging?
 
     /// Creates a pool, reserving both tiers up front.
     /// - Throws: ``MemPoolError/invalidConfig(_:)`` for impossible sizes,
@@ -124,6 +133,9 @@ public final class MemPool {
         nodeFreeCount = Int32(total)
         children = [:]
         children.reserveCapacity(Swift.min(total, 1 << 20))
+        guestLimit = Int(Double(total) * Swift.min(Swift.max(config.peerShare, 0), 1))
+        staging = config.spillStagingBlocks > 0
+            ? SpillStaging(capacity: config.spillStagingBlocks, blockBytes: config.blockBytes) : nil
     }
 
     deinit {
@@ -143,14 +155,16 @@ public final class MemPool {
         func tier(_ t: Int) -> TierStats {
             let s = tiers[t]
             return TierStats(capacity: Int(s.capacity), free: Int(s.freeCount), used: Int(s.used),
-                             cached: Int(s.cached), evictable: Int(s.lruCount))
+                             cached: Int(s.cached), evictable: Int(s.lruCount), guest: Int(s.guests))
         }
         return MemPoolStats(
             hot: tier(0), cold: tier(1), nodes: Int(Int32(config.totalBlocks) - nodeFreeCount),
             indexedBlocks: totals.indexed, evictions: totals.evictions, demotions: totals.demotions,
             swapOuts: totals.swapOuts, swapIns: totals.swapIns, deletions: totals.deletions,
             matches: totals.matches, matchedBlocks: totals.matchedBlocks, insertedBlocks: totals.inserted,
-            invalidCalls: totals.invalidCalls, ioErrors: totals.ioErrors, droppedEvents: totals.droppedEvents)
+            invalidCalls: totals.invalidCalls, ioErrors: totals.ioErrors, droppedEvents: totals.droppedEvents,
+            guestInserted: totals.guestInserted, guestEvicted: totals.guestEvicted,
+            stagedBlocks: totals.staged, spilledBlocks: totals.spilled)
     }
 
     /// Free hot blocks plus those eviction could take: the most ``allocate(_:)`` can return now.
@@ -195,6 +209,10 @@ public final class MemPool {
     @inline(__always)
     func pushFree(_ i: Int32) {
         let t = tierIndex(i)
+        if meta[Int(i)].guest {
+            meta[Int(i)].guest = false
+            tiers[t].guests -= 1
+        }
         tiers[t].freeStack[Int(tiers[t].freeCount)] = i
         tiers[t].freeCount += 1
     }
@@ -205,22 +223,40 @@ public final class MemPool {
         return tiers[t].freeStack[Int(tiers[t].freeCount)]
     }
 
-    /// Appends at the most recently used end.
+    /// Appends at the most recently used end of the block's segment: a peer's block goes to the
+    /// end of the leading guest segment, so every guest is evicted before any own block.
     @inline(__always)
     func lruAppend(_ i: Int32) {
         let t = tierIndex(i)
+        meta[Int(i)].inLRU = true
+        meta[Int(i)].stamp = lruClock
+        lruClock &+= 1
+        tiers[t].lruCount += 1
+        if meta[Int(i)].guest {
+            let g = tiers[t].guestTail
+            let next = g >= 0 ? meta[Int(g)].lruNext : tiers[t].lruHead
+            meta[Int(i)].lruPrev = g
+            meta[Int(i)].lruNext = next
+            if g >= 0 { meta[Int(g)].lruNext = i } else { tiers[t].lruHead = i }
+            if next >= 0 { meta[Int(next)].lruPrev = i } else { tiers[t].lruTail = i }
+            tiers[t].guestTail = i
+            tiers[t].guestEvictable += 1
+            return
+        }
         let tail = tiers[t].lruTail
         meta[Int(i)].lruPrev = tail
         meta[Int(i)].lruNext = -1
-        meta[Int(i)].inLRU = true
         if tail >= 0 { meta[Int(tail)].lruNext = i } else { tiers[t].lruHead = i }
         tiers[t].lruTail = i
-        tiers[t].lruCount += 1
     }
 
     @inline(__always)
     func lruRemove(_ i: Int32) {
         let t = tierIndex(i)
+        if meta[Int(i)].guest {
+            if tiers[t].guestTail == i { tiers[t].guestTail = meta[Int(i)].lruPrev }
+            tiers[t].guestEvictable -= 1
+        }
         let p = meta[Int(i)].lruPrev, n = meta[Int(i)].lruNext
         if p >= 0 { meta[Int(p)].lruNext = n } else { tiers[t].lruHead = n }
         if n >= 0 { meta[Int(n)].lruPrev = p } else { tiers[t].lruTail = p }
@@ -293,6 +329,10 @@ struct BlockMeta {
     var lruPrev: Int32 = -1
     var lruNext: Int32 = -1
     var inLRU = false
+    /// Held for a peer (the peer tier): evicted before any own block, never spilled again.
+    var guest = false
+    /// Recency: the pool's LRU clock when the block last entered the LRU list.
+    var stamp: UInt64 = 0
     /// The chained prefix hash through this block; meaningful while indexed.
     var hash: UInt64 = 0
 }
@@ -309,6 +349,11 @@ struct TierState {
     var lruCount: Int32 = 0
     var used: Int32 = 0
     var cached: Int32 = 0
+    /// The last guest block of the LRU list: guests form its leading segment.
+    var guestTail: Int32 = -1
+    /// Guest blocks in the tier (held or cached), and those in the LRU list.
+    var guests: Int32 = 0
+    var guestEvictable: Int32 = 0
 }
 
 /// One prompt-tree node: an edge of one or more whole blocks, linked through `BlockMeta.chain*`.
@@ -344,4 +389,8 @@ struct Totals {
     var invalidCalls = 0
     var ioErrors = 0
     var droppedEvents = 0
+    var guestInserted = 0
+    var guestEvicted = 0
+    var staged = 0
+    var spilled = 0
 }

@@ -141,6 +141,10 @@ extension MemPool {
         meta[Int(old)].node = -1
         meta[Int(old)].chainPrev = -1
         meta[Int(old)].chainNext = -1
+        if meta[Int(old)].guest && !meta[Int(new)].guest {
+            meta[Int(new)].guest = true
+            tiers[tierIndex(new)].guests += 1
+        }
         if meta[Int(old)].refs == 0 {
             if meta[Int(old)].inLRU { lruRemove(old) }
             tiers[tierIndex(old)].cached -= 1
@@ -158,6 +162,7 @@ extension MemPool {
         switch reason {
         case .evicted:
             totals.evictions += 1
+            if meta[Int(i)].guest { totals.guestEvicted += 1 } else if staging != nil { stage(i) }
             note(.evicted(tier), meta[Int(i)].hash)
         case .deleted:
             totals.deletions += 1

@@ -55,15 +55,22 @@ public struct MemPoolConfig: Sendable, Hashable {
     /// When set, the cold tier lives in this file (created or truncated, accessed with pread and
     /// pwrite) rather than in memory. The pool does not delete it.
     public var coldFilePath: String?
+    /// The peer tier: the share of all blocks that may hold peers' cached prefixes (0: none).
+    public var peerShare: Double = 0
+    /// Own blocks' bytes kept as they are evicted, so a spill order can still send them to a
+    /// peer (0: evicted blocks are gone at once, as without a peer tier).
+    public var spillStagingBlocks: Int = 0
 
     /// Sizes the tiers in blocks.
     public init(blockTokens: Int = 16, blockBytes: Int, hotBlocks: Int, coldBlocks: Int = 0,
-                coldFilePath: String? = nil) {
+                coldFilePath: String? = nil, peerShare: Double = 0, spillStagingBlocks: Int = 0) {
         self.blockTokens = blockTokens
         self.blockBytes = blockBytes
         self.hotBlocks = hotBlocks
         self.coldBlocks = coldBlocks
         self.coldFilePath = coldFilePath
+        self.peerShare = peerShare
+        self.spillStagingBlocks = spillStagingBlocks
     }
 
     /// Sizes the tiers in bytes; each capacity is rounded down to whole blocks.
@@ -160,14 +167,17 @@ public struct TierStats: Sendable, Hashable, Codable {
     public var cached: Int
     /// Cached blocks that eviction may take (cached and not pinned), in LRU order inside the pool.
     public var evictable: Int
+    /// Blocks (used or cached) holding peers' prefixes: the peer tier's share of this tier.
+    public var guest: Int
 
     /// Creates counts (the pool makes these; tests compare against them).
-    public init(capacity: Int, free: Int, used: Int, cached: Int, evictable: Int) {
+    public init(capacity: Int, free: Int, used: Int, cached: Int, evictable: Int, guest: Int = 0) {
         self.capacity = capacity
         self.free = free
         self.used = used
         self.cached = cached
         self.evictable = evictable
+        self.guest = guest
     }
 }
 
@@ -175,7 +185,7 @@ extension TierStats {
     /// Two tiers' counts added up (instances of a cluster).
     public static func + (a: TierStats, b: TierStats) -> TierStats {
         TierStats(capacity: a.capacity + b.capacity, free: a.free + b.free, used: a.used + b.used,
-                  cached: a.cached + b.cached, evictable: a.evictable + b.evictable)
+                  cached: a.cached + b.cached, evictable: a.evictable + b.evictable, guest: a.guest + b.guest)
     }
 }
 
@@ -211,4 +221,11 @@ public struct MemPoolStats: Sendable, Hashable, Codable {
     public var ioErrors: Int
     /// Events an `AsyncStream` subscriber's full buffer did not take.
     public var droppedEvents: Int
+    /// Peers' blocks indexed here (the peer tier), and those evicted again.
+    public var guestInserted: Int = 0
+    public var guestEvicted: Int = 0
+    /// Own blocks copied to the spill staging area as they were evicted, and staged blocks sent
+    /// to a peer.
+    public var stagedBlocks: Int = 0
+    public var spilledBlocks: Int = 0
 }

@@ -39,6 +39,9 @@ struct Instance: AsyncParsableCommand {
     @Option(name: .customLong("etcd-prefix"), help: "Key prefix of the deployment in etcd.")
     var etcdPrefix = "/memserve"
 
+    @Option(name: .customLong("drain-timeout"), help: "Seconds to wait on SIGTERM while routers hand the prefixes only this instance caches to peers.")
+    var drainTimeout = 10
+
     @Option(name: .customLong("etcd-ttl"), help: "Seconds of the etcd lease: how long a dead instance stays listed.")
     var etcdTTL = 5
 
@@ -49,6 +52,7 @@ struct Instance: AsyncParsableCommand {
         }
         if maxRunning < 1 { throw ValidationError("--max-running must be positive") }
         if etcdTTL < 2 || etcdTTL > 600 { throw ValidationError("--etcd-ttl must be between 2 and 600 seconds") }
+        if drainTimeout < 0 || drainTimeout > 600 { throw ValidationError("--drain-timeout must be between 0 and 600 seconds") }
     }
 
     func run() async throws {
@@ -57,16 +61,18 @@ struct Instance: AsyncParsableCommand {
         let model = try modelArguments.load()
         let scheduler = modelArguments.scheduler(maxRunning: maxRunning, prefixCaching: !noPrefixCaching)
         let address = try PeerAddress(parsing: listen)
-        let node = InstanceNode(model: model, memPool: try modelArguments.makeMemPool(for: model), role: role, mode: pdMode,
+        let node = InstanceNode(model: model, memPool: try modelArguments.makeMemPool(for: model, amongPeers: true), role: role, mode: pdMode,
                                 listen: address, advertise: advertise, configuration: scheduler)
         if role == .prefill && pdMode == .caching3 && advertise == nil && ["0.0.0.0", "::"].contains(address.host) {
             log.warning("listening on all interfaces without --advertise: decode instances on other hosts cannot return KV (PD-Caching-3) to \(listen)")
         }
         let announce = Announce(node: node, etcd: etcd.map { ($0, etcdPrefix, etcdTTL) }, model: model.name, log: log)
-        // Shut down in reverse: leave etcd first, then drain the instance.
+        // Shut down in reverse: hand the prefixes only this instance caches to peers (while
+        // routers still follow it), leave etcd, then stop the instance.
         let group = ServiceGroup(configuration: .init(services: [
             .init(service: node),
             .init(service: announce, successTerminationBehavior: .ignore),
+            .init(service: Handover(node: node, timeout: .seconds(drainTimeout))),
         ], gracefulShutdownSignals: [.sigterm, .sigint], logger: log))
         try await group.run()
         log.info("stopped")
@@ -74,6 +80,18 @@ struct Instance: AsyncParsableCommand {
 }
 
 extension InstanceRole: ExpressibleByArgument {}
+
+/// On graceful shutdown, before the instance leaves etcd and stops: the elastic pool's
+/// handover of what only this instance caches.
+private struct Handover: Service {
+    let node: InstanceNode
+    let timeout: Duration
+
+    func run() async throws {
+        try? await gracefulShutdown()
+        await node.drain(timeout: timeout)
+    }
+}
 
 /// Once the instance listens: measures its costs, prints its address, then registers it in
 /// etcd (if asked) until shutdown.

@@ -19,6 +19,9 @@ struct ModelArguments: ParsableArguments {
     @Option(name: .customLong("kv-cold-mb"), help: "Memory for the KV cache's cold tier, in MiB: evicted prefixes wait there instead of being dropped.")
     var kvColdMegabytes: Int = 0
 
+    @Option(name: .customLong("peer-share"), help: "With several instances: the share (0-1) of an instance's KV blocks that may keep other instances' cached prefixes, which they would otherwise drop (the elastic pool's peer tier; 0 turns it off).")
+    var peerShare = 0.25
+
     @Option(name: .customLong("max-context"), help: "Longest sequence in tokens (capped by the model).")
     var maxContext: Int = 8192
 
@@ -38,6 +41,7 @@ struct ModelArguments: ParsableArguments {
         if threads < 1 || threads > 256 { throw ValidationError("--threads must be between 1 and 256") }
         if kvMegabytes < 1 { throw ValidationError("--kv-mb must be positive") }
         if kvColdMegabytes < 0 { throw ValidationError("--kv-cold-mb must not be negative") }
+        if !(0...1).contains(peerShare) { throw ValidationError("--peer-share must be between 0 and 1") }
         if maxContext < 16 { throw ValidationError("--max-context must be at least 16") }
         if maxBatchTokens < 1 || maxBatchTokens > 65_536 { throw ValidationError("--max-batch-tokens must be between 1 and 65536") }
     }
@@ -136,11 +140,13 @@ enum Output {
 }
 
 extension ModelArguments {
-    /// The MemPool for `model` with the hot and cold tiers these arguments ask for.
-    func makeMemPool(for model: LoadedModel) throws -> MemPool {
+    /// The MemPool for `model` with the hot and cold tiers these arguments ask for, and the
+    /// peer tier for an instance among peers.
+    func makeMemPool(for model: LoadedModel, amongPeers: Bool = false) throws -> MemPool {
         do {
             return try model.makeMemPool(hotBlocks: model.blocks(forMegabytes: kvMegabytes),
-                                         coldBlocks: kvColdMegabytes == 0 ? 0 : model.blocks(forMegabytes: kvColdMegabytes))
+                                         coldBlocks: kvColdMegabytes == 0 ? 0 : model.blocks(forMegabytes: kvColdMegabytes),
+                                         peerShare: amongPeers ? peerShare : 0)
         } catch {
             throw CLIError("cannot allocate the KV cache: \(error)")
         }

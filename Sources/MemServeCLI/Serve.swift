@@ -96,6 +96,7 @@ struct Serve: AsyncParsableCommand {
             spec.threads = modelArguments.threads
             spec.hotBlocks = model.blocks(forMegabytes: modelArguments.kvMegabytes)
             spec.coldBlocks = modelArguments.kvColdMegabytes == 0 ? 0 : model.blocks(forMegabytes: modelArguments.kvColdMegabytes)
+            spec.peerShare = modelArguments.peerShare
             spec.scheduler = modelArguments.scheduler(maxRunning: maxRunning, prefixCaching: !noPrefixCaching)
             spec.router = routerArguments.configuration
             do {

@@ -35,7 +35,7 @@ extension ClusterRouter {
         let all = members.withLock { Array($0.values) }
         guard let bt = all.first?.member.description.blockTokens else { throw .noPeer("no instance has joined") }
         let hashes = PrefixHash.chain(request.promptTokens, blockTokens: bt)
-        let unavailable = failed.union(all.filter { !$0.member.connected }.map(\.member.id))
+        let unavailable = failed.union(all.filter { !$0.member.connected || $0.member.draining }.map(\.member.id))
         let now = Self.now(), kind = entryKind(all)
         let decision = scheduler.withLock {
             $0.route(hashes: hashes, promptTokens: request.promptTokens.count, kind: kind, session: request.session,

@@ -26,6 +26,9 @@ public final class ClusterRouter: InferenceBackend, Sendable {
         public var transferTimeout: Duration = .seconds(5)
         /// The prompt-tree policy's load-balance thresholds and weights.
         public var promptTree = PromptTreePolicy.Configuration()
+        /// Order evicted prefixes that no other instance caches sent to a peer with room (the
+        /// peer tier); instances without one report no room, so nothing is ordered.
+        public var peerTier = true
         public init() {}
     }
 
@@ -39,6 +42,8 @@ public final class ClusterRouter: InferenceBackend, Sendable {
         public var connected: Bool
         /// Requests routed here that have not ended.
         public var inFlight: Int
+        /// It is leaving gracefully: it gets no new requests while its prefixes are handed over.
+        public var draining = false
     }
 
     public let servedModel: ServedModel
@@ -156,16 +161,33 @@ public final class ClusterRouter: InferenceBackend, Sendable {
                         ready.succeed(())
                         backoff = .milliseconds(50)
                     case let .event(seq, event):
-                        let verdict = scheduler.withLock { $0.ingest(event, seq: seq, from: id, now: now) }
+                        let spills = configuration.peerTier
+                        let leaving = spills ? drainingMembers() : []
+                        let (verdict, order) = scheduler.withLock { s -> (FeedVerdict, SpillOrder?) in
+                            let v = s.ingest(event, seq: seq, from: id, now: now)
+                            guard spills, v == .apply, case let .evicted(hashes, _) = event else { return (v, nil) }
+                            return (v, s.spillOrder(evicted: hashes, from: id, excluding: leaving))
+                        }
                         if verdict == .gap {
                             metrics.resyncs.increment()
                             break updates
                         }
+                        if let order { spill(order, by: instance) }
                     case let .load(stats):
-                        members.withLock {
-                            $0[name]?.load = InstanceLoad(stats)
-                            $0[name]?.member.description.stats = stats
+                        let startsDraining = members.withLock { all -> Bool in
+                            guard stats.draining, all[name]?.member.draining == false else { return false }
+                            all[name]?.member.draining = true
+                            return true
                         }
+                        if startsDraining { Task { await self.handOver(name, instance, id) } }
+                        let held = members.withLock { all -> (hot: Int, cold: Int) in
+                            all[name]?.load = InstanceLoad(stats)
+                            all[name]?.member.description.stats = stats
+                            return all.values.reduce((0, 0)) { ($0.0 + $1.member.description.stats.hot.guest,
+                                                                 $0.1 + $1.member.description.stats.cold.guest) }
+                        }
+                        metrics.peerTierHot.record(held.hot)
+                        metrics.peerTierCold.record(held.cold)
                         pushLoad(name)
                     }
                 }
@@ -201,6 +223,62 @@ public final class ClusterRouter: InferenceBackend, Sendable {
     }
 
     static func now() -> UInt64 { DispatchTime.now().uptimeNanoseconds }
+
+    /// Members leaving gracefully.
+    func drainingMembers() -> Set<InstanceID> {
+        members.withLock { Set($0.values.filter(\.member.draining).map(\.member.id)) }
+    }
+
+    /// A member is leaving gracefully: orders what only it caches sent to the peers with the
+    /// most room, round by round until nothing is left or no peer has room, then tells it it
+    /// may go. It receives no requests meanwhile.
+    private func handOver(_ name: String, _ instance: any RoutedInstance, _ id: InstanceID) async {
+        logger.info("instance \(name) is draining: handing over the prefixes only it caches")
+        var handed = Set<PrefixHash>(), full = Set<InstanceID>()
+        var total = SpillResult()
+        for _ in 0..<16 {
+            let excluded = drainingMembers().union(full)
+            guard let order = scheduler.withLock({ $0.handoverOrder(from: id, excluding: excluded, skipping: handed) }),
+                  let destination = members.withLock({ all in
+                      all.values.first { $0.member.id == order.destination && $0.member.connected }?.member.name
+                  }) else { break }
+            do {
+                let r = try await instance.spill(hashes: order.hashes, to: destination, traceID: "drain")
+                if r.prefixes == 0 { full.insert(order.destination) } else { handed.formUnion(order.hashes) }
+                total.prefixes += r.prefixes
+                total.movedBlocks += r.movedBlocks
+                metrics.spilledBlocks.increment(by: r.movedBlocks)
+            } catch {
+                logger.warning("handing over \(name)'s prefixes to \(destination) failed: \(error)")
+                full.insert(order.destination)
+            }
+        }
+        logger.info("instance \(name) handed over \(total.prefixes) prefixes (\(total.movedBlocks) blocks moved)")
+        do {
+            try await instance.drained()
+        } catch {
+            logger.warning("instance \(name): \(error)")
+        }
+    }
+
+    /// Carries out a spill order off the watch loop: the eviction already happened, the spill
+    /// only saves a later recompute, so nothing waits for it.
+    private func spill(_ order: SpillOrder, by source: any RoutedInstance) {
+        guard let destination = members.withLock({ all in
+            all.values.first { $0.member.id == order.destination && $0.member.connected }?.member.name
+        }) else { return }
+        let metrics = metrics, logger = logger
+        Task {
+            do {
+                let r = try await source.spill(hashes: order.hashes, to: destination, traceID: "")
+                metrics.spillOrders.increment()
+                metrics.spilledBlocks.increment(by: r.movedBlocks)
+            } catch {
+                metrics.spillFailures.increment()
+                logger.debug("spill from \(source.name) to \(destination) failed: \(error)")
+            }
+        }
+    }
 
     /// Gives the scheduler a member's reported load, with the requests this router sent it
     /// that have not started there counted as waiting (its report may predate them). Between
@@ -326,7 +404,7 @@ extension InstanceLoad {
     init(_ s: EngineStats) {
         self.init(running: s.running, waiting: s.waiting, queuedPrefillTokens: s.queuedPrefillTokens,
                   freeBlocks: s.hot.free + s.hot.evictable, unusedBlocks: s.hot.free,
-                  totalBlocks: s.hot.capacity)
+                  totalBlocks: s.hot.capacity, peerRoom: s.peerRoom)
     }
 }
 
@@ -338,6 +416,12 @@ extension CacheEntry {
 struct RouterMetrics: Sendable {
     let resyncs = Counter(label: "memserve_router_resyncs_total")
     let retries = Counter(label: "memserve_router_retries_total")
+    let spillOrders = Counter(label: "memserve_router_spill_orders_total")
+    let spilledBlocks = Counter(label: "memserve_router_spilled_blocks_total")
+    let spillFailures = Counter(label: "memserve_router_spill_failures_total")
+    /// Blocks the members keep for one another: each instance's prefixes held elsewhere.
+    let peerTierHot = Gauge(label: "memserve_router_peer_tier_blocks", dimensions: [("tier", "hot")])
+    let peerTierCold = Gauge(label: "memserve_router_peer_tier_blocks", dimensions: [("tier", "cold")])
     let transfers = Counter(label: "memserve_router_transfer_decisions_total", dimensions: [("decision", "transfer")])
     let recomputes = Counter(label: "memserve_router_transfer_decisions_total", dimensions: [("decision", "recompute")])
     let transferPredicted = Metrics.Timer(label: "memserve_router_transfer_seconds", dimensions: [("kind", "predicted")])

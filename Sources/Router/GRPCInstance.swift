@@ -1,4 +1,5 @@
 import GRPCCore
+import MemPool
 import Serving
 import Wire
 
@@ -84,6 +85,29 @@ public struct GRPCInstance: RoutedInstance {
         do {
             let reply = try await clients.client(for: address).pushPrefix(message)
             return (Int(reply.cachedBlocks), Int(reply.movedBlocks))
+        } catch {
+            throw Self.mapped(error, peer: name)
+        }
+    }
+
+    public func spill(hashes: [PrefixHash], to destination: String, traceID: String) async throws -> SpillResult {
+        var message = Memserve_V1_SpillRequest()
+        message.hashes = hashes.map(\.value)
+        message.destination = destination
+        message.traceID = traceID
+        do {
+            let reply = try await clients.client(for: address).spill(message)
+            return SpillResult(prefixes: Int(reply.prefixes), stagedBlocks: Int(reply.stagedBlocks), movedBlocks: Int(reply.movedBlocks))
+        } catch {
+            throw Self.mapped(error, peer: name)
+        }
+    }
+
+    public func drained() async throws {
+        var message = Memserve_V1_SpillRequest()
+        message.final = true
+        do {
+            _ = try await clients.client(for: address).spill(message)
         } catch {
             throw Self.mapped(error, peer: name)
         }

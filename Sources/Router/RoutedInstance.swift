@@ -88,4 +88,25 @@ public protocol RoutedInstance: Sendable {
     /// of `tokens` to `destination`. Returns the blocks the destination now caches and the
     /// blocks moved.
     func pushPrefix(tokens: [Int32], blocks: Int, to destination: String, traceID: String) async throws -> (cached: Int, moved: Int)
+    /// The scheduler's spill order (the peer tier): of the prefixes this instance just evicted
+    /// (`hashes`), send those it still has staged to `destination`, with the rest of their path,
+    /// as the destination's guest blocks.
+    func spill(hashes: [PrefixHash], to destination: String, traceID: String) async throws -> SpillResult
+    /// Tells a draining instance that this router has handed over its only-copy prefixes.
+    func drained() async throws
+}
+
+/// What a spill order moved. Data only.
+public struct SpillResult: Sendable, Equatable {
+    /// Prefixes sent, staged blocks among them, and blocks the destination took (it keeps what
+    /// it already had).
+    public var prefixes = 0
+    public var stagedBlocks = 0
+    public var movedBlocks = 0
+
+    public init(prefixes: Int = 0, stagedBlocks: Int = 0, movedBlocks: Int = 0) {
+        self.prefixes = prefixes
+        self.stagedBlocks = stagedBlocks
+        self.movedBlocks = movedBlocks
+    }
 }

@@ -75,7 +75,7 @@ extension RequestOutput {
 extension TierStats {
     package init(wire w: Memserve_V1_TierCounts) {
         self.init(capacity: Int(w.capacity), free: Int(w.free), used: Int(w.used), cached: Int(w.cached),
-                  evictable: Int(w.evictable))
+                  evictable: Int(w.evictable), guest: Int(w.guest))
     }
 
     package var wire: Memserve_V1_TierCounts {
@@ -85,6 +85,7 @@ extension TierStats {
         w.used = Int64(used)
         w.cached = Int64(cached)
         w.evictable = Int64(evictable)
+        w.guest = Int64(guest)
         return w
     }
 }
@@ -94,7 +95,9 @@ extension EngineStats {
     package init(wire w: Memserve_V1_EngineCounts) {
         self.init(running: Int(w.running), waiting: Int(w.waiting), hot: TierStats(wire: w.hot), cold: TierStats(wire: w.cold),
                   evictions: Int(w.evictions), demotions: Int(w.demotions), cachedBlocks: Int(w.cachedBlocks),
-                  pendingHandoffs: Int(w.pendingHandoffs), queuedPrefillTokens: Int(w.queuedPrefillTokens))
+                  pendingHandoffs: Int(w.pendingHandoffs), queuedPrefillTokens: Int(w.queuedPrefillTokens),
+                  peerRoom: Int(w.peerRoom), stagedBlocks: Int(w.stagedBlocks), spilledBlocks: Int(w.spilledBlocks),
+                  draining: w.draining)
     }
 
     package var wire: Memserve_V1_EngineCounts {
@@ -108,6 +111,10 @@ extension EngineStats {
         w.cachedBlocks = Int64(cachedBlocks)
         w.pendingHandoffs = Int64(pendingHandoffs)
         w.queuedPrefillTokens = Int64(queuedPrefillTokens)
+        w.peerRoom = Int64(peerRoom)
+        w.stagedBlocks = Int64(stagedBlocks)
+        w.spilledBlocks = Int64(spilledBlocks)
+        w.draining = draining
         return w
     }
 }

@@ -94,6 +94,20 @@ public final class GlobalPromptTree {
     /// Blocks `instance` caches in its hot tier.
     public func hotBlocks(of instance: InstanceID) -> Int { slotOf[instance].map { hotOfSlot[$0] } ?? 0 }
 
+    /// Whether any instance caches the prefix through `hash`.
+    public func isCached(_ hash: PrefixHash) -> Bool { storage.find(hash.value) >= 0 }
+
+    /// The prefixes `instance` alone caches (what would be lost if it left). O(nodes).
+    public func onlyCopies(of instance: InstanceID) -> [PrefixHash] {
+        guard let s = slotOf[instance] else { return [] }
+        var out: [PrefixHash] = []
+        for i in 0..<storage.capacity {
+            let node = storage.slots[i]
+            if node.count != 0, !node.isWide, node.holders == 1, Int(node.ref >> 1) == s { out.append(PrefixHash(value: node.key)) }
+        }
+        return out
+    }
+
     // MARK: - Feeding
 
     /// Applies one event of `instance`'s pool.

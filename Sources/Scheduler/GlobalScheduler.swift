@@ -34,7 +34,7 @@ public final class GlobalScheduler {
     }
 
     /// Members in identifier order.
-    private var members: [Member] = []
+    var members: [Member] = []
     /// Raw identifier → index in `members`, or -1 once it left.
     private var indexOfRaw: [Int32] = []
     private var trees: [GlobalPromptTree]
@@ -76,7 +76,7 @@ public final class GlobalScheduler {
     }
 
     @inline(__always)
-    private func index(_ id: InstanceID) -> Int? {
+    func index(_ id: InstanceID) -> Int? {
         let r = Int(id.rawValue)
         guard r < indexOfRaw.count, indexOfRaw[r] >= 0 else { return nil }
         return Int(indexOfRaw[r])

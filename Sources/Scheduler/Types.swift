@@ -48,10 +48,13 @@ public struct InstanceLoad: Sendable, Hashable, Codable {
     public var unusedBlocks: Int
     /// Hot blocks in all.
     public var totalBlocks: Int
+    /// Blocks it would keep for peers now (the peer tier) without evicting its own.
+    public var peerRoom: Int
 
     /// `unusedBlocks` defaults to `freeBlocks` (nothing cached is in the way).
     public init(running: Int = 0, waiting: Int = 0, queuedPrefillTokens: Int = 0, freeBlocks: Int = 0,
-                unusedBlocks: Int? = nil, totalBlocks: Int = 0) {
+                unusedBlocks: Int? = nil, totalBlocks: Int = 0, peerRoom: Int = 0) {
+        self.peerRoom = peerRoom
         self.running = running
         self.waiting = waiting
         self.queuedPrefillTokens = queuedPrefillTokens
@@ -69,6 +72,7 @@ public struct InstanceLoad: Sendable, Hashable, Codable {
         case freeBlocks = "free_blocks"
         case unusedBlocks = "unused_blocks"
         case totalBlocks = "total_blocks"
+        case peerRoom = "peer_room"
     }
 }
 

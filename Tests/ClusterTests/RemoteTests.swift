@@ -337,6 +337,10 @@ final class FailingDecode: Sendable {
         func pushPrefix(request: Memserve_V1_PushPrefixRequest, context: ServerContext) async throws -> Memserve_V1_PushPrefixReply {
             throw RPCError(code: .unimplemented, message: "decode")
         }
+
+        func spill(request: Memserve_V1_SpillRequest, context: ServerContext) async throws -> Memserve_V1_SpillReply {
+            throw RPCError(code: .unimplemented, message: "decode")
+        }
     }
 }
 

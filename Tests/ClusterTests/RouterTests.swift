@@ -206,6 +206,12 @@ final class FailingInstance: RoutedInstance {
     func pushPrefix(tokens: [Int32], blocks: Int, to destination: String, traceID: String) async throws -> (cached: Int, moved: Int) {
         throw RemoteError.peerFailed(peer: name, reason: "connection refused")
     }
+
+    func spill(hashes: [PrefixHash], to destination: String, traceID: String) async throws -> SpillResult {
+        throw RemoteError.peerFailed(peer: name, reason: "connection refused")
+    }
+
+    func drained() async throws {}
 }
 
 @Suite("Router retries")

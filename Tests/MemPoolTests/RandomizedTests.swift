@@ -24,6 +24,9 @@ struct RandomizedTests {
         /// What the pool caches, rebuilt from its events only: prefix hash → tier.
         var cached: [PrefixHash: BlockTier] = [:]
         var eventErrors: [String] = []
+        /// The latest evicted prefixes, for spill orders.
+        var evicted: [PrefixHash] = []
+        var spillPlans = 0
 
         init(pool: MemPool, seed: UInt64) {
             self.pool = pool
@@ -43,6 +46,7 @@ struct RandomizedTests {
                 }
             case .evicted(let hashes, let tier), .deleted(let hashes, let tier):
                 for h in hashes where cached.removeValue(forKey: h) != tier { eventErrors.append("\(e) of unknown block") }
+                if case .evicted = e { evicted = Array((evicted + hashes).suffix(32)) }
             case .swappedOut(let hashes):
                 for h in hashes {
                     if cached[h] != .hot { eventErrors.append("swap out of a non-hot block") }
@@ -172,6 +176,38 @@ struct RandomizedTests {
             }
         }
 
+        /// A peer's prefix arriving (as a spill receiver stores it), or a spill order for recent
+        /// evictions whose plans must carry every block's bytes.
+        func peerStep() throws {
+            if random(2) == 0 {
+                let t = randomPrompt()
+                let n = t.count / bt
+                guard n > 0 else { return }
+                var table = pool.acquirePrefix(t, maxBlocks: n, claim: false)
+                let have = table.count
+                guard let fresh = pool.allocateGuest(n - have) else {
+                    pool.release(table)
+                    return
+                }
+                table += fresh
+                try writeSignatures(Sequence(tokens: Array(t.prefix(n * bt)), table: table), from: have)
+                pool.insertAndAdopt(tokens: Array(t.prefix(n * bt)), table: &table, claim: false)
+                pool.release(table)
+                corpus.append(t)
+                return
+            }
+            for plan in pool.beginSpill(evicted) {
+                spillPlans += 1
+                let hashes = PrefixHash.chain(plan.tokens, blockTokens: bt)
+                #expect(hashes.count == plan.addresses.count)
+                for (k, a) in plan.addresses.enumerated() {
+                    let bytes = Array(UnsafeRawBufferPointer(start: UnsafeRawPointer(bitPattern: a)!, count: pool.blockBytes))
+                    #expect(bytes == signature(hashes[k]), "spilled bytes of block \(k)")
+                }
+                pool.endSpill(plan, sent: random(2) == 0)
+            }
+        }
+
         /// Compares a match with the event model, with a brute-force search over the cached
         /// prompts, and with what was ever inserted; checks the matched bytes.
         func probe(_ t: [Int32]) throws {
@@ -237,6 +273,26 @@ struct RandomizedTests {
         model.pins.forEach { pool.unpin(tokens: $0) }
         #expect(pool.stats.hot.used == 0 && pool.stats.cold.used == 0)
         #expect(pool.stats.hot.evictable + pool.stats.hot.free == pool.hotBlocks)
+        try pool.validate()
+    }
+
+    @Test(arguments: [0, 8])
+    func randomOperationsWithAPeerTierKeepEveryInvariant(cold: Int) throws {
+        let pool = try MemPool(MemPoolConfig(blockTokens: 2, blockBytes: 16, hotBlocks: 40, coldBlocks: cold,
+                                             peerShare: 0.3, spillStagingBlocks: 6))
+        let model = Model(pool: pool, seed: UInt64(cold) &* 104_729 &+ 5)
+        for _ in 0..<3000 {
+            if model.random(5) == 0 { try model.peerStep() } else { try model.step() }
+            try model.checkInvariants()
+            #expect(pool.guestBlocks <= pool.guestLimit)
+            try model.probe(model.randomPrompt())
+        }
+        let st = pool.stats
+        #expect(st.guestInserted > 50 && st.guestEvicted > 0 && st.stagedBlocks > 50 && model.spillPlans > 10)
+        for s in model.seqs { pool.release(s.table) }
+        for b in model.scratch { pool.release(b) }
+        model.pins.forEach { pool.unpin(tokens: $0) }
+        #expect(pool.stats.hot.used == 0 && pool.stats.cold.used == 0)
         try pool.validate()
     }
 }

@@ -18,6 +18,10 @@ public struct TransferStats: Sendable, Codable, Equatable {
     public var blocksReturned = 0
     /// Blocks this instance sent to another on the scheduler's order (`pushPrefix`).
     public var blocksPushed = 0
+    /// Spill orders carried out (the peer tier), prefixes sent, and blocks the peers took.
+    public var spills = 0
+    public var prefixesSpilled = 0
+    public var blocksSpilled = 0
 }
 
 /// One prefill and one decode instance in this process (the embedded default of `memserve

@@ -115,13 +115,14 @@ extension InstanceNode {
     /// then runs `commit` on the engine thread. Unless `commit` ran, the reservation is dropped,
     /// whatever failed. Without `waitForRoom` (cache inserts) a full pool refuses at once
     /// (`KVTransferError.noRoom`) instead of back-pressuring the sender.
-    func receiveKV(tokens: ArraySlice<Int32>?, blockCount: Int, waitForRoom: Bool = true, waiting: @escaping @Sendable () -> Void = {},
+    func receiveKV(tokens: ArraySlice<Int32>?, blockCount: Int, waitForRoom: Bool = true, guest: Bool = false,
+                   waiting: @escaping @Sendable () -> Void = {},
                    accept: (Int) async throws -> Void, fill: (KVReservation) async throws -> Void,
                    commit: @escaping @Sendable (EngineService, KVReservation) -> Void) async throws -> KVReservation {
         let engine = engine
         let waited = Counters()
         let reserved: KVReservation? = try await engine.perform { e -> KVReservation?? in
-            let r = KVTransfer.reserve(tokens: tokens, blockCount: blockCount, in: e.core.memPool)
+            let r = KVTransfer.reserve(tokens: tokens, blockCount: blockCount, in: e.core.memPool, guest: guest)
             if r == nil && !waitForRoom { return .some(nil) }
             if r == nil && waited.first() { waiting() }
             return r.map { .some($0) }

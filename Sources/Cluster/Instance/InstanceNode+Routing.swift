@@ -1,5 +1,6 @@
 import Dispatch
 import Engine
+import GRPCCore
 import MemPool
 import Router
 import Synchronization
@@ -34,7 +35,8 @@ extension InstanceNode: RoutedInstance {
     /// dropped events leave a gap in the numbers and the consumer resubscribes.
     public func watchCache() -> AsyncThrowingStream<CacheUpdate, any Error> {
         let (stream, continuation) = AsyncThrowingStream<CacheUpdate, any Error>.makeStream(bufferingPolicy: .bufferingOldest(1 << 16))
-        let engine = engine
+        let engine = engine, node = self
+        watchers.add(1, ordering: .relaxed)
         let subscription = Mutex<(MemPoolSubscription?, ended: Bool)>((nil, false))
         engine.enqueue({ e in
             let pool = e.core.memPool
@@ -53,6 +55,7 @@ extension InstanceNode: RoutedInstance {
             continuation.finish()
         }
         continuation.onTermination = { _ in
+            node.watchers.subtract(1, ordering: .relaxed)
             loads.cancel()
             let sub = subscription.withLock { s -> MemPoolSubscription? in
                 s.ended = true
@@ -70,22 +73,94 @@ extension InstanceNode: RoutedInstance {
         let engine = engine
         let bt = engine.core.memPool.blockTokens
         let wanted = Array(tokens.prefix(max(0, min(blocks, tokens.count / bt)) * bt))
-        let held: [BlockID] = try await engine.perform { e in
+        // Blocks of either tier go, as long as they have an address (a cold tier in a file has
+        // none): a prefix the peer tier keeps here is often cold.
+        let (held, addresses): ([BlockID], [UInt]) = try await engine.perform { e in
             let pool = e.core.memPool
-            let match = pool.match(wanted)
-            let hot = Array(match.blocks.prefix { $0.tier == .hot })
-            pool.retain(hot)
-            return hot
+            var held: [BlockID] = [], addresses: [UInt] = []
+            for b in pool.match(wanted).blocks {
+                guard let a = pool.address(of: b) else { break }
+                held.append(b)
+                addresses.append(UInt(bitPattern: a))
+            }
+            pool.retain(held)
+            return (held, addresses)
         }
         defer { engine.enqueue { $0.core.memPool.release(held); return true } }
         guard !held.isEmpty else { return (0, 0) }
         let pool = engine.core.memPool
-        let addresses = held.map { UInt(bitPattern: pool.blockPointer($0)) }
         let moved = try await link(to: destination).transferWithInsert(tokens: Array(wanted.prefix(held.count * bt)),
                                                                       blocks: addresses, blockBytes: pool.blockBytes)
         counters.value.withLock { $0.blocksPushed += moved }
         if !traceID.isEmpty { logger.debug("pushed \(moved) of \(held.count) blocks to \(destination) for \(traceID)") }
         return (held.count, moved)
+    }
+
+    /// Carries out the scheduler's spill order (the peer tier): plans the staged blocks among
+    /// `hashes` with the rest of their path (on the engine thread, which holds them meanwhile),
+    /// then sends each prefix to `destination` as its guest blocks. A destination without room
+    /// ends the order; whatever was not sent stays staged until the ring reuses its slots.
+    public func spill(hashes: [PrefixHash], to destination: String, traceID: String) async throws -> SpillResult {
+        let engine = engine
+        let link = try link(to: destination)
+        let plans: [MemPool.SpillPlan] = try await engine.perform { $0.core.memPool.beginSpill(hashes) }
+        var sent = [Bool](repeating: false, count: plans.count)
+        defer {
+            let outcome = Array(zip(plans, sent))
+            engine.enqueue { e in
+                for (plan, ok) in outcome { e.core.memPool.endSpill(plan, sent: ok) }
+                return true
+            }
+        }
+        var result = SpillResult()
+        let blockBytes = engine.core.memPool.blockBytes
+        for (k, plan) in plans.enumerated() {
+            do {
+                result.movedBlocks += try await link.transferWithInsert(tokens: plan.tokens, blocks: plan.addresses,
+                                                                        blockBytes: blockBytes, guest: true)
+            } catch KVTransferError.noRoom {
+                break
+            } catch let e as RPCError where e.code == .resourceExhausted {
+                break
+            }
+            sent[k] = true
+            result.prefixes += 1
+            result.stagedBlocks += plan.stagedBlocks
+        }
+        let r = result
+        counters.value.withLock {
+            $0.spills += 1
+            $0.prefixesSpilled += r.prefixes
+            $0.blocksSpilled += r.movedBlocks
+        }
+        if !traceID.isEmpty || r.prefixes > 0 {
+            logger.debug("spilled \(r.prefixes) prefixes (\(r.movedBlocks) blocks moved) to \(destination)")
+        }
+        return r
+    }
+
+    public func drained() async throws { handedOver.succeed(()) }
+
+    /// Leaves gracefully (before `shutdown`): reports itself draining, so routers send it no new
+    /// requests and order its only-copy prefixes to peers with room, and waits until a router
+    /// says it is done, at most `timeout`. Returns at once when no router follows it.
+    public func drain(timeout: Duration) async {
+        guard watchers.load(ordering: .relaxed) > 0 else { return }
+        engine.markDraining()
+        logger.info("draining: handing cached prefixes only this instance holds to peers")
+        let done = handedOver
+        let timer = Task {
+            try await Task.sleep(for: timeout)
+            done.fail(RemoteError.noPeer("no router finished the handover within \(timeout)"))
+        }
+        do {
+            try await done.value()
+        } catch {
+            logger.warning("\(error)")
+        }
+        timer.cancel()
+        let t = transferStats
+        logger.info("drained: \(t.prefixesSpilled) prefixes spilled in all, \(t.blocksSpilled) blocks moved")
     }
 
     /// Measures what the router's cost model needs: prefill time at two prompt lengths (on

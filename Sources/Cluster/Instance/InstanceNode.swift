@@ -33,6 +33,10 @@ public final class InstanceNode: Service, Sendable {
     let counters = Counters()
     /// The cost model's inputs, once measured (`measureCosts`, at start-up).
     let costs = Mutex(CostInputs())
+    /// Routers following this instance's cache (open `watchCache` streams).
+    let watchers = Atomic<Int>(0)
+    /// Fulfilled when a router has handed over this draining instance's prefixes.
+    let handedOver = Promise<Void>()
     /// Whether peers reach this instance over gRPC.
     var listens: Bool { server != nil }
 

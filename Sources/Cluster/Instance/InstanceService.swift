@@ -111,7 +111,8 @@ final class InstanceService: Memserve_V1_Instance.SimpleServiceProtocol, @unchec
         let tokens = h.tokens[...]
         let reservation: KVReservation
         do {
-            reservation = try await node.receiveKV(tokens: tokens, blockCount: count, waitForRoom: false, accept: { have in
+            let guest = h.guest
+            reservation = try await node.receiveKV(tokens: tokens, blockCount: count, waitForRoom: false, guest: guest, accept: { have in
                 var accepted = Memserve_V1_TransferReply()
                 accepted.accepted.haveBlocks = Int64(have)
                 try await response.write(accepted)
@@ -120,7 +121,7 @@ final class InstanceService: Memserve_V1_Instance.SimpleServiceProtocol, @unchec
                     try await Self.chunk(from: messages.next()) { if case let .chunk(c)? = $0.part { c } else { nil } }
                 }
             }, commit: { e, reservation in
-                e.core.memPool.release(KVTransfer.commit(reservation, tokens: tokens, in: e.core.memPool))
+                e.core.memPool.release(KVTransfer.commit(reservation, tokens: tokens, in: e.core.memPool, guest: guest))
             })
         } catch let error as KVTransferError {
             throw RPCError(code: .resourceExhausted, message: error.description)
@@ -155,6 +156,26 @@ extension InstanceService {
             var reply = Memserve_V1_PushPrefixReply()
             reply.cachedBlocks = Int64(cached)
             reply.movedBlocks = Int64(moved)
+            return reply
+        } catch let e as RemoteError {
+            throw RPCError(code: .unavailable, message: e.description)
+        }
+    }
+
+    func spill(request: Memserve_V1_SpillRequest, context: ServerContext) async throws -> Memserve_V1_SpillReply {
+        let node = try instance()
+        if request.final {
+            try await node.drained()
+            return Memserve_V1_SpillReply()
+        }
+        guard !request.destination.isEmpty else { throw RPCError(code: .invalidArgument, message: "a spill names a destination") }
+        do {
+            let r = try await node.spill(hashes: request.hashes.map(PrefixHash.init(value:)), to: request.destination,
+                                         traceID: request.traceID)
+            var reply = Memserve_V1_SpillReply()
+            reply.prefixes = Int64(r.prefixes)
+            reply.stagedBlocks = Int64(r.stagedBlocks)
+            reply.movedBlocks = Int64(r.movedBlocks)
             return reply
         } catch let e as RemoteError {
             throw RPCError(code: .unavailable, message: e.description)

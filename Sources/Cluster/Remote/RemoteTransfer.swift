@@ -66,13 +66,15 @@ public enum RemoteTransfer {
     /// - Parameters:
     ///   - tokens: tokens whose KV the blocks hold (whole blocks only are indexed).
     ///   - addresses: the blocks, held by the caller until this returns.
+    ///   - guest: a spill into the peer's peer tier (see `PeerLink.transferWithInsert`).
     public static func transferWithInsert(to client: PeerClients.Client, tokens: [Int32], addresses: [UInt],
-                                          blockBytes: Int) async throws -> Int {
+                                          blockBytes: Int, guest: Bool = false) async throws -> Int {
         let accepted = Promise<Int>()
         let header = Memserve_V1_TransferHeader.with {
             $0.tokens = tokens
             $0.blockCount = Int64(addresses.count)
             $0.blockBytes = Int64(blockBytes)
+            $0.guest = guest
         }
         let request = StreamingClientRequest<Memserve_V1_TransferMessage> { writer in
             var m = Memserve_V1_TransferMessage()

@@ -25,7 +25,16 @@ public protocol PeerLink: Sendable {
 
     /// `transfer_with_insert`: the peer keeps the leading blocks it caches for `tokens`,
     /// receives the rest of `blocks` (held by the caller) and indexes them. Returns blocks moved.
-    func transferWithInsert(tokens: [Int32], blocks: [UInt], blockBytes: Int) async throws -> Int
+    /// With `guest` (a spill into the peer tier) the peer keeps them as a peer's blocks, and
+    /// refuses (`KVTransferError.noRoom`) rather than evict its own.
+    func transferWithInsert(tokens: [Int32], blocks: [UInt], blockBytes: Int, guest: Bool) async throws -> Int
+}
+
+extension PeerLink {
+    /// `transfer_with_insert` of blocks the peer will own.
+    public func transferWithInsert(tokens: [Int32], blocks: [UInt], blockBytes: Int) async throws -> Int {
+        try await transferWithInsert(tokens: tokens, blocks: blocks, blockBytes: blockBytes, guest: false)
+    }
 }
 
 /// A peer instance in this process: the receiving side runs directly, copying from the
@@ -59,11 +68,12 @@ public struct LocalLink: PeerLink {
         sink.finish()
     }
 
-    public func transferWithInsert(tokens: [Int32], blocks: [UInt], blockBytes: Int) async throws -> Int {
-        let r = try await peer().receiveKV(tokens: tokens[...], blockCount: blocks.count, waitForRoom: false, accept: { _ in }, fill: { r in
+    public func transferWithInsert(tokens: [Int32], blocks: [UInt], blockBytes: Int, guest: Bool) async throws -> Int {
+        let r = try await peer().receiveKV(tokens: tokens[...], blockCount: blocks.count, waitForRoom: false, guest: guest,
+                                           accept: { _ in }, fill: { r in
             KVTransfer.copy(blocks[r.have...], into: r, blockBytes: blockBytes)
         }, commit: { e, r in
-            e.core.memPool.release(KVTransfer.commit(r, tokens: tokens[...], in: e.core.memPool))
+            e.core.memPool.release(KVTransfer.commit(r, tokens: tokens[...], in: e.core.memPool, guest: guest))
         })
         return r.missing
     }
@@ -119,7 +129,7 @@ public struct GRPCLink: PeerLink {
         sink.finish()
     }
 
-    public func transferWithInsert(tokens: [Int32], blocks: [UInt], blockBytes: Int) async throws -> Int {
-        try await RemoteTransfer.transferWithInsert(to: client, tokens: tokens, addresses: blocks, blockBytes: blockBytes)
+    public func transferWithInsert(tokens: [Int32], blocks: [UInt], blockBytes: Int, guest: Bool) async throws -> Int {
+        try await RemoteTransfer.transferWithInsert(to: client, tokens: tokens, addresses: blocks, blockBytes: blockBytes, guest: guest)
     }
 }

@@ -33,6 +33,7 @@ public final class EngineService: Service, @unchecked Sendable {
     private let wake = NSCondition()
     private let nextID = Atomic<UInt64>(1)
     private let snapshot = Mutex(EngineStats())
+    private let drainingFlag = Atomic<Bool>(false)
     /// Consumers of `statsUpdates()`, by id.
     private let statsWatchers = Mutex<(next: Int, all: [Int: AsyncStream<EngineStats>.Continuation])>((0, [:]))
     private let metrics = EngineMetrics()
@@ -330,11 +331,20 @@ public final class EngineService: Service, @unchecked Sendable {
         }
     }
 
+    /// Reports the instance as leaving (in its stats): routers send it nothing new and hand its
+    /// only-copy prefixes to peers.
+    public func markDraining() {
+        drainingFlag.store(true, ordering: .relaxed)
+        enqueue { _ in true }
+    }
+
     private func publishStats() {
         let pool = core.memPool.stats
         let s = EngineStats(running: core.runningCount, waiting: core.waitingCount, hot: pool.hot, cold: pool.cold,
                             evictions: pool.evictions, demotions: pool.demotions, cachedBlocks: pool.indexedBlocks,
-                            pendingHandoffs: core.pendingHandoffCount, queuedPrefillTokens: core.queuedPrefillTokens)
+                            pendingHandoffs: core.pendingHandoffCount, queuedPrefillTokens: core.queuedPrefillTokens,
+                            peerRoom: core.memPool.guestRoom, stagedBlocks: core.memPool.stagedBlockCount,
+                            spilledBlocks: pool.spilledBlocks, draining: drainingFlag.load(ordering: .relaxed))
         metrics.update(s)
         let changed = snapshot.withLock { old in
             defer { old = s }
@@ -381,6 +391,12 @@ struct EngineMetrics {
     let coldCached = Gauge(label: "memserve_kv_blocks", dimensions: [("tier", "cold"), ("state", "cached")])
     let coldFree = Gauge(label: "memserve_kv_blocks", dimensions: [("tier", "cold"), ("state", "free")])
     let evictions = Gauge(label: "memserve_kv_evictions")
+    // The peer tier: blocks kept here for peers, per tier; own evicted blocks staged for a
+    // spill order, and those sent to peers so far.
+    let hotGuest = Gauge(label: "memserve_kv_blocks_held_for_peers", dimensions: [("tier", "hot")])
+    let coldGuest = Gauge(label: "memserve_kv_blocks_held_for_peers", dimensions: [("tier", "cold")])
+    let staged = Gauge(label: "memserve_kv_blocks_staged_for_spill")
+    let spilled = Gauge(label: "memserve_kv_blocks_spilled_to_peers")
 
     func update(_ s: EngineStats) {
         running.record(s.running)
@@ -392,6 +408,10 @@ struct EngineMetrics {
         coldCached.record(s.cold.cached)
         coldFree.record(s.cold.free)
         evictions.record(s.evictions + s.demotions)
+        hotGuest.record(s.hot.guest)
+        coldGuest.record(s.cold.guest)
+        staged.record(s.stagedBlocks)
+        spilled.record(s.spilledBlocks)
     }
 }
 

@@ -104,6 +104,19 @@ public enum Memserve_V1_Instance: Sendable {
                 type: .unary
             )
         }
+        /// Namespace for "Spill" metadata.
+        public enum Spill: Sendable {
+            /// Request type for "Spill".
+            public typealias Input = Memserve_V1_SpillRequest
+            /// Response type for "Spill".
+            public typealias Output = Memserve_V1_SpillReply
+            /// Descriptor for "Spill".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "memserve.v1.Instance"),
+                method: "Spill",
+                type: .unary
+            )
+        }
         /// Descriptors for all methods in the "memserve.v1.Instance" service.
         public static let descriptors: [GRPCCore.MethodDescriptor] = [
             Info.descriptor,
@@ -111,7 +124,8 @@ public enum Memserve_V1_Instance: Sendable {
             Handoff.descriptor,
             TransferWithInsert.descriptor,
             WatchCache.descriptor,
-            PushPrefix.descriptor
+            PushPrefix.descriptor,
+            Spill.descriptor
         ]
     }
 }
@@ -254,6 +268,26 @@ extension Memserve_V1_Instance {
             request: GRPCCore.StreamingServerRequest<Memserve_V1_PushPrefixRequest>,
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.StreamingServerResponse<Memserve_V1_PushPrefixReply>
+
+        /// Handle the "Spill" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > The scheduler's spill order (the peer tier): of the blocks this instance just evicted
+        /// > (`hashes`, chained prefix hashes), those it still has staged go to `destination`, with the
+        /// > rest of their path from the root, as the peer's guest blocks.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Memserve_V1_SpillRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Memserve_V1_SpillReply` messages.
+        func spill(
+            request: GRPCCore.StreamingServerRequest<Memserve_V1_SpillRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Memserve_V1_SpillReply>
     }
 
     /// Service protocol for the "memserve.v1.Instance" service.
@@ -380,6 +414,26 @@ extension Memserve_V1_Instance {
             request: GRPCCore.ServerRequest<Memserve_V1_PushPrefixRequest>,
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.ServerResponse<Memserve_V1_PushPrefixReply>
+
+        /// Handle the "Spill" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > The scheduler's spill order (the peer tier): of the blocks this instance just evicted
+        /// > (`hashes`, chained prefix hashes), those it still has staged go to `destination`, with the
+        /// > rest of their path from the root, as the peer's guest blocks.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Memserve_V1_SpillRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A response containing a single `Memserve_V1_SpillReply` message.
+        func spill(
+            request: GRPCCore.ServerRequest<Memserve_V1_SpillRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.ServerResponse<Memserve_V1_SpillReply>
     }
 
     /// Simple service protocol for the "memserve.v1.Instance" service.
@@ -508,6 +562,26 @@ extension Memserve_V1_Instance {
             request: Memserve_V1_PushPrefixRequest,
             context: GRPCCore.ServerContext
         ) async throws -> Memserve_V1_PushPrefixReply
+
+        /// Handle the "Spill" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > The scheduler's spill order (the peer tier): of the blocks this instance just evicted
+        /// > (`hashes`, chained prefix hashes), those it still has staged go to `destination`, with the
+        /// > rest of their path from the root, as the peer's guest blocks.
+        ///
+        /// - Parameters:
+        ///   - request: A `Memserve_V1_SpillRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A `Memserve_V1_SpillReply` to respond with.
+        func spill(
+            request: Memserve_V1_SpillRequest,
+            context: GRPCCore.ServerContext
+        ) async throws -> Memserve_V1_SpillReply
     }
 }
 
@@ -581,6 +655,17 @@ extension Memserve_V1_Instance.StreamingServiceProtocol {
                 )
             }
         )
+        router.registerHandler(
+            forMethod: Memserve_V1_Instance.Method.Spill.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Memserve_V1_SpillRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Memserve_V1_SpillReply>(),
+            handler: { request, context in
+                try await self.spill(
+                    request: request,
+                    context: context
+                )
+            }
+        )
     }
 }
 
@@ -625,6 +710,17 @@ extension Memserve_V1_Instance.ServiceProtocol {
         context: GRPCCore.ServerContext
     ) async throws -> GRPCCore.StreamingServerResponse<Memserve_V1_PushPrefixReply> {
         let response = try await self.pushPrefix(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return GRPCCore.StreamingServerResponse(single: response)
+    }
+
+    public func spill(
+        request: GRPCCore.StreamingServerRequest<Memserve_V1_SpillRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Memserve_V1_SpillReply> {
+        let response = try await self.spill(
             request: GRPCCore.ServerRequest(stream: request),
             context: context
         )
@@ -722,6 +818,19 @@ extension Memserve_V1_Instance.SimpleServiceProtocol {
     ) async throws -> GRPCCore.ServerResponse<Memserve_V1_PushPrefixReply> {
         return GRPCCore.ServerResponse<Memserve_V1_PushPrefixReply>(
             message: try await self.pushPrefix(
+                request: request.message,
+                context: context
+            ),
+            metadata: [:]
+        )
+    }
+
+    public func spill(
+        request: GRPCCore.ServerRequest<Memserve_V1_SpillRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.ServerResponse<Memserve_V1_SpillReply> {
+        return GRPCCore.ServerResponse<Memserve_V1_SpillReply>(
+            message: try await self.spill(
                 request: request.message,
                 context: context
             ),
@@ -884,6 +993,31 @@ extension Memserve_V1_Instance {
             deserializer: some GRPCCore.MessageDeserializer<Memserve_V1_PushPrefixReply>,
             options: GRPCCore.CallOptions,
             onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Memserve_V1_PushPrefixReply>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "Spill" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > The scheduler's spill order (the peer tier): of the blocks this instance just evicted
+        /// > (`hashes`, chained prefix hashes), those it still has staged go to `destination`, with the
+        /// > rest of their path from the root, as the peer's guest blocks.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Memserve_V1_SpillRequest` message.
+        ///   - serializer: A serializer for `Memserve_V1_SpillRequest` messages.
+        ///   - deserializer: A deserializer for `Memserve_V1_SpillReply` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func spill<Result>(
+            request: GRPCCore.ClientRequest<Memserve_V1_SpillRequest>,
+            serializer: some GRPCCore.MessageSerializer<Memserve_V1_SpillRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Memserve_V1_SpillReply>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Memserve_V1_SpillReply>) async throws -> Result
         ) async throws -> Result where Result: Sendable
     }
 
@@ -1107,6 +1241,42 @@ extension Memserve_V1_Instance {
                 onResponse: handleResponse
             )
         }
+
+        /// Call the "Spill" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > The scheduler's spill order (the peer tier): of the blocks this instance just evicted
+        /// > (`hashes`, chained prefix hashes), those it still has staged go to `destination`, with the
+        /// > rest of their path from the root, as the peer's guest blocks.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Memserve_V1_SpillRequest` message.
+        ///   - serializer: A serializer for `Memserve_V1_SpillRequest` messages.
+        ///   - deserializer: A deserializer for `Memserve_V1_SpillReply` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func spill<Result>(
+            request: GRPCCore.ClientRequest<Memserve_V1_SpillRequest>,
+            serializer: some GRPCCore.MessageSerializer<Memserve_V1_SpillRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Memserve_V1_SpillReply>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Memserve_V1_SpillReply>) async throws -> Result = { response in
+                try response.message
+            }
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.unary(
+                request: request,
+                descriptor: Memserve_V1_Instance.Method.Spill.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
     }
 }
 
@@ -1283,6 +1453,37 @@ extension Memserve_V1_Instance.ClientProtocol {
             request: request,
             serializer: GRPCProtobuf.ProtobufSerializer<Memserve_V1_PushPrefixRequest>(),
             deserializer: GRPCProtobuf.ProtobufDeserializer<Memserve_V1_PushPrefixReply>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "Spill" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > The scheduler's spill order (the peer tier): of the blocks this instance just evicted
+    /// > (`hashes`, chained prefix hashes), those it still has staged go to `destination`, with the
+    /// > rest of their path from the root, as the peer's guest blocks.
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `Memserve_V1_SpillRequest` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func spill<Result>(
+        request: GRPCCore.ClientRequest<Memserve_V1_SpillRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Memserve_V1_SpillReply>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        try await self.spill(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Memserve_V1_SpillRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Memserve_V1_SpillReply>(),
             options: options,
             onResponse: handleResponse
         )
@@ -1487,6 +1688,41 @@ extension Memserve_V1_Instance.ClientProtocol {
             metadata: metadata
         )
         return try await self.pushPrefix(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "Spill" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > The scheduler's spill order (the peer tier): of the blocks this instance just evicted
+    /// > (`hashes`, chained prefix hashes), those it still has staged go to `destination`, with the
+    /// > rest of their path from the root, as the peer's guest blocks.
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func spill<Result>(
+        _ message: Memserve_V1_SpillRequest,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Memserve_V1_SpillReply>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<Memserve_V1_SpillRequest>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.spill(
             request: request,
             options: options,
             onResponse: handleResponse

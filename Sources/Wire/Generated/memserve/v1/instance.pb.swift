@@ -98,6 +98,9 @@ public nonisolated struct Memserve_V1_TierCounts: Sendable {
 
   public var evictable: Int64 = 0
 
+  /// Blocks holding peers' prefixes (the peer tier).
+  public var guest: Int64 = 0
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -161,6 +164,30 @@ public nonisolated struct Memserve_V1_EngineCounts: @unchecked Sendable {
   public var queuedPrefillTokens: Int64 {
     get {_storage._queuedPrefillTokens}
     set {_uniqueStorage()._queuedPrefillTokens = newValue}
+  }
+
+  /// Peers' blocks the instance would take now without evicting its own, and its own evicted
+  /// blocks staged for a spill order / sent to peers so far.
+  public var peerRoom: Int64 {
+    get {_storage._peerRoom}
+    set {_uniqueStorage()._peerRoom = newValue}
+  }
+
+  public var stagedBlocks: Int64 {
+    get {_storage._stagedBlocks}
+    set {_uniqueStorage()._stagedBlocks = newValue}
+  }
+
+  public var spilledBlocks: Int64 {
+    get {_storage._spilledBlocks}
+    set {_uniqueStorage()._spilledBlocks = newValue}
+  }
+
+  /// The instance is leaving gracefully: routers stop sending it requests and order its
+  /// only-copy prefixes to peers (Spill), then tell it they are done (Spill with `final`).
+  public var draining: Bool {
+    get {_storage._draining}
+    set {_uniqueStorage()._draining = newValue}
   }
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
@@ -552,6 +579,10 @@ public nonisolated struct Memserve_V1_TransferHeader: Sendable {
 
   public var blockBytes: Int64 = 0
 
+  /// A spill into the peer tier: the receiver keeps the blocks as a peer's (guest blocks,
+  /// evicted before its own, within its peer share) and refuses rather than evict its own.
+  public var guest: Bool = false
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -824,6 +855,44 @@ public nonisolated struct Memserve_V1_PushPrefixReply: Sendable {
   public init() {}
 }
 
+public nonisolated struct Memserve_V1_SpillRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// Prefixes to send: staged evicted blocks, or (for a draining instance) blocks it caches.
+  public var hashes: [UInt64] = []
+
+  public var destination: String = String()
+
+  public var traceID: String = String()
+
+  /// The router has nothing more for a draining instance: it may leave.
+  public var final: Bool = false
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Memserve_V1_SpillReply: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// Prefixes sent, staged blocks among them, and blocks the destination took (it keeps what it
+  /// already had).
+  public var prefixes: Int64 = 0
+
+  public var stagedBlocks: Int64 = 0
+
+  public var movedBlocks: Int64 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
 // MARK: - Code below here is support for the SwiftProtobuf runtime.
 
 fileprivate nonisolated let _protobuf_package = "memserve.v1"
@@ -853,7 +922,7 @@ nonisolated extension Memserve_V1_InfoRequest: SwiftProtobuf.Message, SwiftProto
 
 nonisolated extension Memserve_V1_TierCounts: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".TierCounts"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}capacity\0\u{1}free\0\u{1}used\0\u{1}cached\0\u{1}evictable\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}capacity\0\u{1}free\0\u{1}used\0\u{1}cached\0\u{1}evictable\0\u{1}guest\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -866,6 +935,7 @@ nonisolated extension Memserve_V1_TierCounts: SwiftProtobuf.Message, SwiftProtob
       case 3: try { try decoder.decodeSingularInt64Field(value: &self.used) }()
       case 4: try { try decoder.decodeSingularInt64Field(value: &self.cached) }()
       case 5: try { try decoder.decodeSingularInt64Field(value: &self.evictable) }()
+      case 6: try { try decoder.decodeSingularInt64Field(value: &self.guest) }()
       default: break
       }
     }
@@ -887,6 +957,9 @@ nonisolated extension Memserve_V1_TierCounts: SwiftProtobuf.Message, SwiftProtob
     if self.evictable != 0 {
       try visitor.visitSingularInt64Field(value: self.evictable, fieldNumber: 5)
     }
+    if self.guest != 0 {
+      try visitor.visitSingularInt64Field(value: self.guest, fieldNumber: 6)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -896,6 +969,7 @@ nonisolated extension Memserve_V1_TierCounts: SwiftProtobuf.Message, SwiftProtob
     if lhs.used != rhs.used {return false}
     if lhs.cached != rhs.cached {return false}
     if lhs.evictable != rhs.evictable {return false}
+    if lhs.guest != rhs.guest {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -903,7 +977,7 @@ nonisolated extension Memserve_V1_TierCounts: SwiftProtobuf.Message, SwiftProtob
 
 nonisolated extension Memserve_V1_EngineCounts: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".EngineCounts"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}running\0\u{1}waiting\0\u{1}hot\0\u{1}cold\0\u{1}evictions\0\u{1}demotions\0\u{3}cached_blocks\0\u{3}pending_handoffs\0\u{3}queued_prefill_tokens\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}running\0\u{1}waiting\0\u{1}hot\0\u{1}cold\0\u{1}evictions\0\u{1}demotions\0\u{3}cached_blocks\0\u{3}pending_handoffs\0\u{3}queued_prefill_tokens\0\u{3}peer_room\0\u{3}staged_blocks\0\u{3}spilled_blocks\0\u{1}draining\0")
 
   fileprivate class _StorageClass {
     var _running: Int64 = 0
@@ -915,6 +989,10 @@ nonisolated extension Memserve_V1_EngineCounts: SwiftProtobuf.Message, SwiftProt
     var _cachedBlocks: Int64 = 0
     var _pendingHandoffs: Int64 = 0
     var _queuedPrefillTokens: Int64 = 0
+    var _peerRoom: Int64 = 0
+    var _stagedBlocks: Int64 = 0
+    var _spilledBlocks: Int64 = 0
+    var _draining: Bool = false
 
       // This property is used as the initial default value for new instances of the type.
       // The type itself is protecting the reference to its storage via CoW semantics.
@@ -934,6 +1012,10 @@ nonisolated extension Memserve_V1_EngineCounts: SwiftProtobuf.Message, SwiftProt
       _cachedBlocks = source._cachedBlocks
       _pendingHandoffs = source._pendingHandoffs
       _queuedPrefillTokens = source._queuedPrefillTokens
+      _peerRoom = source._peerRoom
+      _stagedBlocks = source._stagedBlocks
+      _spilledBlocks = source._spilledBlocks
+      _draining = source._draining
     }
   }
 
@@ -961,6 +1043,10 @@ nonisolated extension Memserve_V1_EngineCounts: SwiftProtobuf.Message, SwiftProt
         case 7: try { try decoder.decodeSingularInt64Field(value: &_storage._cachedBlocks) }()
         case 8: try { try decoder.decodeSingularInt64Field(value: &_storage._pendingHandoffs) }()
         case 9: try { try decoder.decodeSingularInt64Field(value: &_storage._queuedPrefillTokens) }()
+        case 10: try { try decoder.decodeSingularInt64Field(value: &_storage._peerRoom) }()
+        case 11: try { try decoder.decodeSingularInt64Field(value: &_storage._stagedBlocks) }()
+        case 12: try { try decoder.decodeSingularInt64Field(value: &_storage._spilledBlocks) }()
+        case 13: try { try decoder.decodeSingularBoolField(value: &_storage._draining) }()
         default: break
         }
       }
@@ -1000,6 +1086,18 @@ nonisolated extension Memserve_V1_EngineCounts: SwiftProtobuf.Message, SwiftProt
       if _storage._queuedPrefillTokens != 0 {
         try visitor.visitSingularInt64Field(value: _storage._queuedPrefillTokens, fieldNumber: 9)
       }
+      if _storage._peerRoom != 0 {
+        try visitor.visitSingularInt64Field(value: _storage._peerRoom, fieldNumber: 10)
+      }
+      if _storage._stagedBlocks != 0 {
+        try visitor.visitSingularInt64Field(value: _storage._stagedBlocks, fieldNumber: 11)
+      }
+      if _storage._spilledBlocks != 0 {
+        try visitor.visitSingularInt64Field(value: _storage._spilledBlocks, fieldNumber: 12)
+      }
+      if _storage._draining != false {
+        try visitor.visitSingularBoolField(value: _storage._draining, fieldNumber: 13)
+      }
     }
     try unknownFields.traverse(visitor: &visitor)
   }
@@ -1018,6 +1116,10 @@ nonisolated extension Memserve_V1_EngineCounts: SwiftProtobuf.Message, SwiftProt
         if _storage._cachedBlocks != rhs_storage._cachedBlocks {return false}
         if _storage._pendingHandoffs != rhs_storage._pendingHandoffs {return false}
         if _storage._queuedPrefillTokens != rhs_storage._queuedPrefillTokens {return false}
+        if _storage._peerRoom != rhs_storage._peerRoom {return false}
+        if _storage._stagedBlocks != rhs_storage._stagedBlocks {return false}
+        if _storage._spilledBlocks != rhs_storage._spilledBlocks {return false}
+        if _storage._draining != rhs_storage._draining {return false}
         return true
       }
       if !storagesAreEqual {return false}
@@ -1754,7 +1856,7 @@ nonisolated extension Memserve_V1_HandoffReply: SwiftProtobuf.Message, SwiftProt
 
 nonisolated extension Memserve_V1_TransferHeader: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".TransferHeader"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}tokens\0\u{3}block_count\0\u{3}block_bytes\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}tokens\0\u{3}block_count\0\u{3}block_bytes\0\u{1}guest\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1765,6 +1867,7 @@ nonisolated extension Memserve_V1_TransferHeader: SwiftProtobuf.Message, SwiftPr
       case 1: try { try decoder.decodeRepeatedInt32Field(value: &self.tokens) }()
       case 2: try { try decoder.decodeSingularInt64Field(value: &self.blockCount) }()
       case 3: try { try decoder.decodeSingularInt64Field(value: &self.blockBytes) }()
+      case 4: try { try decoder.decodeSingularBoolField(value: &self.guest) }()
       default: break
       }
     }
@@ -1780,6 +1883,9 @@ nonisolated extension Memserve_V1_TransferHeader: SwiftProtobuf.Message, SwiftPr
     if self.blockBytes != 0 {
       try visitor.visitSingularInt64Field(value: self.blockBytes, fieldNumber: 3)
     }
+    if self.guest != false {
+      try visitor.visitSingularBoolField(value: self.guest, fieldNumber: 4)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -1787,6 +1893,7 @@ nonisolated extension Memserve_V1_TransferHeader: SwiftProtobuf.Message, SwiftPr
     if lhs.tokens != rhs.tokens {return false}
     if lhs.blockCount != rhs.blockCount {return false}
     if lhs.blockBytes != rhs.blockBytes {return false}
+    if lhs.guest != rhs.guest {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -2257,6 +2364,91 @@ nonisolated extension Memserve_V1_PushPrefixReply: SwiftProtobuf.Message, SwiftP
 
   public static func ==(lhs: Memserve_V1_PushPrefixReply, rhs: Memserve_V1_PushPrefixReply) -> Bool {
     if lhs.cachedBlocks != rhs.cachedBlocks {return false}
+    if lhs.movedBlocks != rhs.movedBlocks {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Memserve_V1_SpillRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".SpillRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}hashes\0\u{1}destination\0\u{3}trace_id\0\u{1}final\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeRepeatedFixed64Field(value: &self.hashes) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.destination) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.traceID) }()
+      case 4: try { try decoder.decodeSingularBoolField(value: &self.final) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.hashes.isEmpty {
+      try visitor.visitPackedFixed64Field(value: self.hashes, fieldNumber: 1)
+    }
+    if !self.destination.isEmpty {
+      try visitor.visitSingularStringField(value: self.destination, fieldNumber: 2)
+    }
+    if !self.traceID.isEmpty {
+      try visitor.visitSingularStringField(value: self.traceID, fieldNumber: 3)
+    }
+    if self.final != false {
+      try visitor.visitSingularBoolField(value: self.final, fieldNumber: 4)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Memserve_V1_SpillRequest, rhs: Memserve_V1_SpillRequest) -> Bool {
+    if lhs.hashes != rhs.hashes {return false}
+    if lhs.destination != rhs.destination {return false}
+    if lhs.traceID != rhs.traceID {return false}
+    if lhs.final != rhs.final {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Memserve_V1_SpillReply: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".SpillReply"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}prefixes\0\u{3}staged_blocks\0\u{3}moved_blocks\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularInt64Field(value: &self.prefixes) }()
+      case 2: try { try decoder.decodeSingularInt64Field(value: &self.stagedBlocks) }()
+      case 3: try { try decoder.decodeSingularInt64Field(value: &self.movedBlocks) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.prefixes != 0 {
+      try visitor.visitSingularInt64Field(value: self.prefixes, fieldNumber: 1)
+    }
+    if self.stagedBlocks != 0 {
+      try visitor.visitSingularInt64Field(value: self.stagedBlocks, fieldNumber: 2)
+    }
+    if self.movedBlocks != 0 {
+      try visitor.visitSingularInt64Field(value: self.movedBlocks, fieldNumber: 3)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Memserve_V1_SpillReply, rhs: Memserve_V1_SpillReply) -> Bool {
+    if lhs.prefixes != rhs.prefixes {return false}
+    if lhs.stagedBlocks != rhs.stagedBlocks {return false}
     if lhs.movedBlocks != rhs.movedBlocks {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
