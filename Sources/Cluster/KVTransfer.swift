@@ -20,10 +20,13 @@ public enum KVTransferError: Error, Equatable, CustomStringConvertible {
     /// A cache insert (`transferWithInsert`) found no free or evictable room; it does not wait,
     /// since the sender only meant to save a recompute.
     case noRoom(blocks: Int)
+    /// A spill could send only blocks after the first `needed`, and the receiver has fewer.
+    case peerLacksPrefix(have: Int, needed: Int)
 
     public var description: String {
         switch self {
         case let .noRoom(blocks): "no room for \(blocks) blocks: every block is in use"
+        case let .peerLacksPrefix(have, needed): "the receiver caches \(have) leading blocks; this transfer needs it to have \(needed)"
         }
     }
 }
@@ -72,6 +75,14 @@ public enum KVTransfer {
             table.replaceSubrange(0..<whole, with: head)
         }
         return table
+    }
+
+    /// Checks that the sender has every block the receiver lacks (0 addresses: blocks the
+    /// sender does not hold, which the receiver must have).
+    static func check(_ addresses: ArraySlice<UInt>, have: Int) throws(KVTransferError) {
+        if let gap = addresses.lastIndex(of: 0), gap >= have {
+            throw .peerLacksPrefix(have: have, needed: gap - addresses.startIndex + 1)
+        }
     }
 
     /// The data will not arrive (the sender went away): drops the reservation.

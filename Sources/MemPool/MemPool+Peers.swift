@@ -58,14 +58,17 @@ extension MemPool {
     }
 
     /// A prefix to send to a peer: `tokens` (whole blocks, from the root) and the address of
-    /// each block's bytes, held — local blocks retained, staged ones pinned — until
-    /// ``endSpill(_:sent:)``.
+    /// each block's bytes, held (local blocks retained, staged ones pinned) until
+    /// ``endSpill(_:sent:)``. An address of 0 is a block still cached here that a spill does not
+    /// hold: the peer must already have it (``requiredBlocks``), or the plan is skipped.
     public struct SpillPlan: Sendable {
         public var tokens: [Int32]
-        /// One per block of `tokens`: cached blocks of this pool, then staged copies.
+        /// One per block of `tokens`.
         public var addresses: [UInt]
         /// Blocks of the plan that only the staging ring still had.
         public var stagedBlocks: Int { slots.count }
+        /// Leading blocks the receiver must already cache (their addresses are 0).
+        public var requiredBlocks: Int { addresses.firstIndex { $0 != 0 } ?? addresses.count }
         var held: [BlockID]
         /// Each held block's recency when it was cached (`UInt64.max`: it was in use), restored
         /// at the end: reading a prefix for a peer is not a use of it.
@@ -73,25 +76,30 @@ extension MemPool {
         var slots: [Int]
     }
 
-    /// Plans sending the blocks among `hashes` (evicted prefixes, by the chained hash through
-    /// each block) with their whole path from the root: the part of it still cached here is
-    /// read from the pool, the rest from the staging ring. One plan per deepest prefix; blocks
-    /// neither staged nor cached any more are skipped.
+    /// Plans sending the blocks among `hashes` (by the chained hash through each block) with
+    /// their whole path from the root and the staged blocks that continue it: one plan per
+    /// deepest prefix; blocks neither staged nor cached any more end a plan.
     ///
-    /// Hashes that are not staged but cached here (a draining instance handing over what only it
-    /// caches) are found by one walk over the tree and sent from the pool.
-    public func beginSpill(_ hashes: [PrefixHash]) -> [SpillPlan] {
+    /// A spill of evicted blocks (`holdCached` false) sends staged copies only: the path's
+    /// blocks still cached here stay untouched (an instance evicting is short of blocks, and
+    /// holding them for the transfer would take more), so the peer must have them already, and
+    /// when they are evicted in turn, their order sends them with everything staged below.
+    /// A draining instance (`holdCached`) sends what it caches: hashes that are not staged are
+    /// found by one walk over the tree and their blocks held until the end.
+    public func beginSpill(_ hashes: [PrefixHash], holdCached: Bool = false) -> [SpillPlan] {
         let requested = Set(hashes.map(\.value))
         var wanted: [(hash: UInt64, path: [Int32])] = []
         var notStaged = Set<UInt64>()
-        for h in requested {
+        var seen = Set<UInt64>()
+        for h in hashes.map(\.value) where seen.insert(h).inserted {
             if let staging, let s = staging.slot(of: h), let e = staging.entries[s] {
                 wanted.append((h, e.path))
             } else {
                 notStaged.insert(h)
             }
         }
-        if !notStaged.isEmpty { wanted += cachedPaths(notStaged) }
+        if holdCached && !notStaged.isEmpty { wanted += cachedPaths(notStaged) }
+        if let staging { wanted = wanted.map { ($0.hash, staging.longestStagedPath(from: $0.hash, path: $0.path)) } }
         wanted.sort { $0.path.count > $1.path.count }
         var covered = Set<UInt64>()
         var plans: [SpillPlan] = []
@@ -100,26 +108,34 @@ extension MemPool {
             var plan = SpillPlan(tokens: [], addresses: [], held: [], slots: [])
             var local: [Int32] = []
             _ = walkCachedPrefix(path) { _, b in local.append(b) }
-            for b in local {
-                let stamp = meta[Int(b)].inLRU ? meta[Int(b)].stamp : UInt64.max
-                guard let a = address(of: handle(b)), incRef(b) else { break }
-                plan.held.append(handle(b))
-                plan.stamps.append(stamp)
-                plan.addresses.append(UInt(bitPattern: a))
-            }
-            var k = plan.held.count
-            while let staging, k < chain.count, let s = staging.slot(of: chain[k].value) {
-                staging.pin(s)
-                plan.slots.append(s)
-                plan.addresses.append(UInt(bitPattern: staging.address(s)))
+            var k = 0
+            while k < chain.count {
+                if let staging, let s = staging.slot(of: chain[k].value) {
+                    staging.pin(s)
+                    plan.slots.append(s)
+                    plan.addresses.append(UInt(bitPattern: staging.address(s)))
+                } else if k < local.count, !holdCached {
+                    plan.addresses.append(0)
+                } else if k < local.count, let a = address(of: handle(local[k])) {
+                    let b = local[k], stamp = meta[Int(b)].inLRU ? meta[Int(b)].stamp : UInt64.max
+                    guard incRef(b) else { break }
+                    plan.held.append(handle(b))
+                    plan.stamps.append(stamp)
+                    plan.addresses.append(UInt(bitPattern: a))
+                } else {
+                    break
+                }
                 k += 1
             }
+            plan.addresses.removeLast(plan.addresses.count - k)
             let covers = chain.prefix(k).filter { requested.contains($0.value) }
-            guard !covers.isEmpty else {
+            // A block cached here but not held comes after a staged one: the peer cannot have it.
+            let gap = plan.addresses.drop { $0 == 0 }.contains(0)
+            guard !covers.isEmpty, plan.requiredBlocks < k, !gap else {
                 endSpill(plan, sent: false)
                 continue
             }
-            for h in covers { covered.insert(h.value) }
+            for h in chain.prefix(k) { covered.insert(h.value) }
             plan.tokens = Array(path.prefix(k * blockTokens))
             plans.append(plan)
         }
@@ -195,7 +211,11 @@ extension MemPool {
     func stage(_ i: Int32) {
         guard let staging else { return }
         let path = pathTokens(through: i)
-        let ok = staging.stage(hash: meta[Int(i)].hash, path: path) { dst in
+        let prev = meta[Int(i)].chainPrev, node = meta[Int(i)].node
+        let parentNode = nodes[Int(node)].parent
+        let parent = prev >= 0 ? meta[Int(prev)].hash
+            : parentNode > 0 ? meta[Int(nodes[Int(parentNode)].last)].hash : PrefixHash.root.value
+        let ok = staging.stage(hash: meta[Int(i)].hash, parent: parent, path: path) { dst in
             if i < hotCount32 {
                 dst.copyMemory(from: hotAddress(i), byteCount: blockBytes)
                 return true

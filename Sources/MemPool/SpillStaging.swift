@@ -10,6 +10,8 @@ final class SpillStaging {
     struct Entry {
         var hash: UInt64
         var path: [Int32]
+        /// The hash of the prefix this block extends.
+        var parent: UInt64
     }
 
     let capacity: Int
@@ -19,6 +21,8 @@ final class SpillStaging {
     private(set) var entries: [Entry?]
     private var pins: [Int32]
     private var slotOf: [UInt64: Int] = [:]
+    /// Staged blocks by the prefix they extend, to follow a staged chain downwards.
+    private var childrenOf: [UInt64: [Int]] = [:]
     private var next = 0
 
     init?(capacity: Int, blockBytes: Int) {
@@ -45,7 +49,7 @@ final class SpillStaging {
     /// Takes the oldest unpinned slot for `hash`; `fill` writes the block's bytes there and
     /// returns false when it could not (the slot is then left empty). False when every slot is
     /// pinned.
-    func stage(hash: UInt64, path: [Int32], fill: (UnsafeMutableRawPointer) -> Bool) -> Bool {
+    func stage(hash: UInt64, parent: UInt64, path: [Int32], fill: (UnsafeMutableRawPointer) -> Bool) -> Bool {
         if let old = slotOf[hash], pins[old] == 0 { clear(old) }
         for _ in 0..<capacity {
             let s = next
@@ -53,8 +57,9 @@ final class SpillStaging {
             guard pins[s] == 0 else { continue }
             clear(s)
             guard fill(address(s)) else { return false }
-            entries[s] = Entry(hash: hash, path: path)
+            entries[s] = Entry(hash: hash, path: path, parent: parent)
             slotOf[hash] = s
+            childrenOf[parent, default: []].append(s)
             return true
         }
         return false
@@ -68,6 +73,20 @@ final class SpillStaging {
     func clear(_ slot: Int) {
         guard let e = entries[slot] else { return }
         if slotOf[e.hash] == slot { slotOf[e.hash] = nil }
+        childrenOf[e.parent]?.removeAll { $0 == slot }
+        if childrenOf[e.parent]?.isEmpty == true { childrenOf[e.parent] = nil }
         entries[slot] = nil
+    }
+
+    /// `path` (whose last block's prefix hash is `hash`) extended by staged blocks below it, as
+    /// deep as they go (the first child where a staged prefix branches).
+    func longestStagedPath(from hash: UInt64, path: [Int32]) -> [Int32] {
+        var path = path, hash = hash
+        for _ in 0..<capacity {
+            guard let s = childrenOf[hash]?.first, let child = entries[s], child.path.count > path.count else { break }
+            path = child.path
+            hash = child.hash
+        }
+        return path
     }
 }

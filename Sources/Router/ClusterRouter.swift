@@ -243,7 +243,7 @@ public final class ClusterRouter: InferenceBackend, Sendable {
                       all.values.first { $0.member.id == order.destination && $0.member.connected }?.member.name
                   }) else { break }
             do {
-                let r = try await instance.spill(hashes: order.hashes, to: destination, traceID: "drain")
+                let r = try await instance.spill(hashes: order.hashes, to: destination, traceID: SpillResult.drainTrace)
                 if r.prefixes == 0 { full.insert(order.destination) } else { handed.formUnion(order.hashes) }
                 total.prefixes += r.prefixes
                 total.movedBlocks += r.movedBlocks

@@ -98,6 +98,10 @@ public protocol RoutedInstance: Sendable {
 
 /// What a spill order moved. Data only.
 public struct SpillResult: Sendable, Equatable {
+    /// The trace id that marks a handover of a draining instance (blocks it caches, not staged
+    /// evictions) on the wire.
+    public static let drainTrace = "drain"
+
     /// Prefixes sent, staged blocks among them, and blocks the destination took (it keeps what
     /// it already had).
     public var prefixes = 0

@@ -104,11 +104,12 @@ struct PeerTierTests {
         #expect(plans.count == 1)
         let plan = try #require(plans.first)
         #expect(plan.tokens == p && plan.addresses.count == 3 && plan.stagedBlocks == 1)
-        for (i, a) in plan.addresses.enumerated() {
-            let bytes = Array(UnsafeRawBufferPointer(start: UnsafeRawPointer(bitPattern: a)!, count: 16))
-            #expect(bytes == [UInt8](repeating: 0x10 + UInt8(i), count: 16))
-        }
-        #expect(pool.stats.hot.used == 2 + 2, "the cached path is held while it is read")
+        // The path's cached blocks are not taken from a pool short of blocks: the peer must
+        // have them.
+        #expect(plan.requiredBlocks == 2 && plan.addresses[0] == 0 && plan.addresses[1] == 0)
+        let bytes = Array(UnsafeRawBufferPointer(start: UnsafeRawPointer(bitPattern: plan.addresses[2])!, count: 16))
+        #expect(bytes == [UInt8](repeating: 0x12, count: 16))
+        #expect(pool.stats.hot.used == 2)
         pool.endSpill(plan, sent: true)
         #expect(pool.stats.hot.used == 2 && pool.stagedBlockCount == 0 && pool.stats.spilledBlocks == 1)
         try pool.validate()
@@ -119,10 +120,11 @@ struct PeerTierTests {
         let old = prompt(0, blocks: 3), newer = prompt(100, blocks: 2)
         pool.cache(old)
         pool.cache(newer)
-        // One eviction: old's deepest block; its path is read for the spill.
+        // One eviction: old's deepest block. A drain reads the rest of its path, cached here.
         _ = try #require(pool.allocate(2))
-        let plans = pool.beginSpill([PrefixHash.chain(old, blockTokens: 4)[2]])
-        #expect(plans.count == 1 && plans[0].addresses.count == 3)
+        let plans = pool.beginSpill([PrefixHash.chain(old, blockTokens: 4)[1]], holdCached: true)
+        #expect(plans.count == 1 && plans[0].addresses.count == 3 && plans[0].requiredBlocks == 0)
+        #expect(pool.stats.hot.used == 2 + 2, "the cached path is held while it is read")
         pool.endSpill(plans[0], sent: true)
         try pool.validate()
         // The rest of the old prompt is still older than the newer one.
@@ -139,8 +141,8 @@ struct PeerTierTests {
         let taken = try #require(pool.allocate(2))
         #expect(pool.stagedBlockCount == 2 && pool.stats.stagedBlocks == 2)
         let hp = PrefixHash.chain(p, blockTokens: 4)
-        let plans = pool.beginSpill(hp)
-        #expect(plans.count == 1 && plans[0].tokens == p && plans[0].stagedBlocks == 2)
+        let plans = pool.beginSpill([hp[0]])
+        #expect(plans.count == 1 && plans[0].tokens == p && plans[0].stagedBlocks == 2, "the staged chain below the asked block goes too")
         pool.endSpill(plans[0], sent: false)
         #expect(pool.stagedBlockCount == 2, "an unsent plan leaves the ring as it was")
         // Two newer evictions take both slots.

@@ -196,11 +196,16 @@ struct RandomizedTests {
                 corpus.append(t)
                 return
             }
-            for plan in pool.beginSpill(evicted) {
+            let drain = random(3) == 0
+            let asked = drain ? Array(cached.keys.sorted { $0.value < $1.value }.prefix(8)) : evicted
+            for plan in pool.beginSpill(asked, holdCached: drain) {
                 spillPlans += 1
                 let hashes = PrefixHash.chain(plan.tokens, blockTokens: bt)
                 #expect(hashes.count == plan.addresses.count)
-                for (k, a) in plan.addresses.enumerated() {
+                #expect(plan.requiredBlocks < plan.addresses.count)
+                #expect(!plan.addresses[plan.requiredBlocks...].contains(0), "only leading blocks left for the peer to have")
+                if drain { #expect(plan.requiredBlocks == 0) }
+                for (k, a) in plan.addresses.enumerated() where a != 0 {
                     let bytes = Array(UnsafeRawBufferPointer(start: UnsafeRawPointer(bitPattern: a)!, count: pool.blockBytes))
                     #expect(bytes == signature(hashes[k]), "spilled bytes of block \(k)")
                 }
@@ -288,7 +293,8 @@ struct RandomizedTests {
             try model.probe(model.randomPrompt())
         }
         let st = pool.stats
-        #expect(st.guestInserted > 50 && st.guestEvicted > 0 && st.stagedBlocks > 50 && model.spillPlans > 10)
+        #expect(st.guestInserted > 20 && st.guestEvicted > 0 && st.stagedBlocks > 50 && model.spillPlans > 10,
+                "exercised: \(st.guestInserted) guests, \(st.guestEvicted) evicted, \(st.stagedBlocks) staged, \(model.spillPlans) plans")
         for s in model.seqs { pool.release(s.table) }
         for b in model.scratch { pool.release(b) }
         model.pins.forEach { pool.unpin(tokens: $0) }

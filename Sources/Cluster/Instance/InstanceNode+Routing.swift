@@ -103,7 +103,8 @@ extension InstanceNode: RoutedInstance {
     public func spill(hashes: [PrefixHash], to destination: String, traceID: String) async throws -> SpillResult {
         let engine = engine
         let link = try link(to: destination)
-        let plans: [MemPool.SpillPlan] = try await engine.perform { $0.core.memPool.beginSpill(hashes) }
+        let draining = traceID == SpillResult.drainTrace
+        let plans: [MemPool.SpillPlan] = try await engine.perform { $0.core.memPool.beginSpill(hashes, holdCached: draining) }
         var sent = [Bool](repeating: false, count: plans.count)
         defer {
             let outcome = Array(zip(plans, sent))
@@ -122,6 +123,10 @@ extension InstanceNode: RoutedInstance {
                 break
             } catch let e as RPCError where e.code == .resourceExhausted {
                 break
+            } catch where plan.requiredBlocks > 0 {
+                // The peer lacks the part of the path still cached here: this prefix goes
+                // when that part is evicted in turn.
+                continue
             }
             sent[k] = true
             result.prefixes += 1

@@ -82,6 +82,7 @@ public enum RemoteTransfer {
             try await writer.write(m)
             let have = try await accepted.value()
             guard (0...addresses.count).contains(have) else { throw RemoteError.protocolViolation("peer has \(have) of \(addresses.count) blocks") }
+            try KVTransfer.check(addresses[...], have: have)
             try await sendChunks(addresses: addresses[have...], firstBlock: have, blockBytes: blockBytes) { chunk in
                 var m = Memserve_V1_TransferMessage()
                 m.chunk = chunk

@@ -71,6 +71,7 @@ public struct LocalLink: PeerLink {
     public func transferWithInsert(tokens: [Int32], blocks: [UInt], blockBytes: Int, guest: Bool) async throws -> Int {
         let r = try await peer().receiveKV(tokens: tokens[...], blockCount: blocks.count, waitForRoom: false, guest: guest,
                                            accept: { _ in }, fill: { r in
+            try KVTransfer.check(blocks[...], have: r.have)
             KVTransfer.copy(blocks[r.have...], into: r, blockBytes: blockBytes)
         }, commit: { e, r in
             e.core.memPool.release(KVTransfer.commit(r, tokens: tokens[...], in: e.core.memPool, guest: guest))
