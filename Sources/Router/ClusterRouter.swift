@@ -403,7 +403,8 @@ extension InstanceRole {
 extension InstanceLoad {
     init(_ s: EngineStats) {
         self.init(running: s.running, waiting: s.waiting, queuedPrefillTokens: s.queuedPrefillTokens,
-                  freeBlocks: s.hot.free + s.hot.evictable, unusedBlocks: s.hot.free,
+                  // Blocks kept for peers go first and cost this instance nothing to give up.
+                  freeBlocks: s.hot.free + s.hot.evictable, unusedBlocks: s.hot.free + min(s.hot.guest, s.hot.evictable),
                   totalBlocks: s.hot.capacity, peerRoom: s.peerRoom)
     }
 }
