@@ -128,7 +128,11 @@ let package = Package(
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ]),
         // Benchmarks behind `memserve bench`.
-        .target(name: "Bench", dependencies: ["Engine", "Cluster", "Router", "Scheduler", "Model", "Kernels", "MemPool", "GGUF"], swiftSettings: fast),
+        .target(name: "Bench", dependencies: [
+            "Engine", "Cluster", "Router", "Scheduler", "Model", "Kernels", "MemPool", "GGUF", "Server", "LoadGen", "Serving",
+            .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            .product(name: "NIOCore", package: "swift-nio"),
+        ], swiftSettings: fast),
         // OpenAI-compatible HTTP server over an inference backend, with Prometheus metrics.
         .target(name: "Server", dependencies: [
             "Serving", "Tokenizer", "MemPool",
@@ -183,6 +187,8 @@ let package = Package(
             .product(name: "HummingbirdTesting", package: "hummingbird"),
             .product(name: "PropertyBased", package: "swift-property-based"),
         ]),
+        // Long mixed loads through the HTTP front end, in one engine and in PD over loopback gRPC.
+        .testTarget(name: "SoakTests", dependencies: ["Bench", "Server", "Cluster", "Router", "Engine", "Model", "GGUF"]),
         .testTarget(name: "LoadGenTests", dependencies: ["LoadGen", "Server", "Engine", "Model", "GGUF"]),
     ]
 )
