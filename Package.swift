@@ -58,6 +58,10 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-protobuf", from: "1.28.0"),
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.20.0"),
         .package(url: "https://github.com/x-sheep/swift-property-based", from: "2.0.1"),
+        .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.29.0"),
+        .package(url: "https://github.com/apple/swift-certificates", from: "1.10.0"),
+        .package(url: "https://github.com/apple/swift-crypto", "3.0.0"..<"5.0.0"),
+        .package(url: "https://github.com/apple/swift-asn1", from: "1.0.0"),
     ],
     targets: blasTargets + [
         // Numeric kernels: BLAS wrapper, quantized block formats and mat-muls, vector ops, thread pool.
@@ -103,6 +107,7 @@ let package = Package(
             .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
             .product(name: "GRPCProtobuf", package: "grpc-swift-protobuf"),
             .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            .product(name: "NIOSSL", package: "swift-nio-ssl"),
         ]),
         // Instances in roles, KV transfer between their MemPools (in process and over gRPC),
         // prefill/decode disaggregation, deployments in one process.
@@ -123,7 +128,11 @@ let package = Package(
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ]),
         // Benchmarks behind `memserve bench`.
-        .target(name: "Bench", dependencies: ["Engine", "Cluster", "Router", "Scheduler", "Model", "Kernels", "MemPool", "GGUF"], swiftSettings: fast),
+        .target(name: "Bench", dependencies: [
+            "Engine", "Cluster", "Router", "Scheduler", "Model", "Kernels", "MemPool", "GGUF", "Server", "LoadGen", "Serving",
+            .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            .product(name: "NIOCore", package: "swift-nio"),
+        ], swiftSettings: fast),
         // OpenAI-compatible HTTP server over an inference backend, with Prometheus metrics.
         .target(name: "Server", dependencies: [
             "Serving", "Tokenizer", "MemPool",
@@ -149,12 +158,23 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
         .testTarget(name: "KernelsTests", dependencies: ["Kernels"]),
-        .testTarget(name: "GGUFTests", dependencies: ["GGUF", "Kernels"], resources: [.copy("Fixtures")]),
-        .testTarget(name: "TokenizerTests", dependencies: ["Tokenizer", "GGUF"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "GGUFTests", dependencies: [
+            "GGUF", "Kernels", .product(name: "PropertyBased", package: "swift-property-based"),
+        ], resources: [.copy("Fixtures")]),
+        .testTarget(name: "TokenizerTests", dependencies: [
+            "Tokenizer", "GGUF", "Kernels", .product(name: "PropertyBased", package: "swift-property-based"),
+        ], resources: [.copy("Fixtures")]),
         .testTarget(name: "ModelTests", dependencies: ["Model", "Kernels", "GGUF", "Tokenizer", "Engine"], resources: [.copy("Fixtures")]),
         .testTarget(name: "EngineTests", dependencies: ["Engine", "Model", "Tokenizer", "GGUF", "MemPool"]),
         .testTarget(name: "MemPoolTests", dependencies: ["MemPool", "Kernels"]),
-        .testTarget(name: "ClusterTests", dependencies: ["Cluster", "Router", "Scheduler", "Membership", "Engine", "Model", "MemPool", "GGUF", "Wire", "Kernels"]),
+        .testTarget(name: "ClusterTests", dependencies: [
+            "Cluster", "Router", "Scheduler", "Membership", "Engine", "Model", "MemPool", "GGUF", "Wire", "Kernels",
+            .product(name: "X509", package: "swift-certificates"),
+            .product(name: "Crypto", package: "swift-crypto"),
+            .product(name: "SwiftASN1", package: "swift-asn1"),
+            .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
+            .product(name: "PropertyBased", package: "swift-property-based"),
+        ]),
         .testTarget(name: "MembershipTests", dependencies: [
             "Membership",
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
@@ -167,6 +187,8 @@ let package = Package(
             .product(name: "HummingbirdTesting", package: "hummingbird"),
             .product(name: "PropertyBased", package: "swift-property-based"),
         ]),
+        // Long mixed loads through the HTTP front end, in one engine and in PD over loopback gRPC.
+        .testTarget(name: "SoakTests", dependencies: ["Bench", "Server", "Cluster", "Router", "Engine", "Model", "GGUF"]),
         .testTarget(name: "LoadGenTests", dependencies: ["LoadGen", "Server", "Engine", "Model", "GGUF"]),
     ]
 )

@@ -29,6 +29,8 @@ public struct DeploymentSpec: Sendable {
     public var peerShare = 0.25
     public var scheduler = SchedulerConfiguration()
     public var router = ClusterRouter.Configuration()
+    /// Mutual TLS on the loopback gRPC links (`Transport.loopbackGRPC`); nil: plaintext.
+    public var tls: PeerTLS?
 
     public init() {}
 
@@ -81,7 +83,8 @@ public final class RoutedDeployment: InferenceBackend {
         let n = spec.instanceCount
         let threads = max(1, spec.threads / n)
         var nodes: [InstanceNode] = [], tasks: [Task<Void, any Error>] = []
-        let router = ClusterRouter(model: model.served, configuration: spec.router)
+        let clients = PeerClients(tls: spec.tls)
+        let router = ClusterRouter(model: model.served, configuration: spec.router, clients: clients)
         do {
             for role in spec.roles {
                 let m = model.sibling(threads: threads)
@@ -89,14 +92,13 @@ public final class RoutedDeployment: InferenceBackend {
                                              peerShare: spec.peerShare)
                 let listen = spec.transport == .loopbackGRPC ? PeerAddress(host: "127.0.0.1", port: 0) : nil
                 let node = InstanceNode(model: m, memPool: pool, role: role, mode: spec.mode, listen: listen,
-                                        configuration: spec.scheduler)
+                                        configuration: spec.scheduler, tls: spec.tls)
                 nodes.append(node)
                 tasks.append(Task { try await node.run() })
             }
             if spec.transport == .inProcess {
                 for a in nodes { for b in nodes where a !== b { a.connect(b) } }
             }
-            let clients = PeerClients()
             for node in nodes {
                 if spec.transport == .loopbackGRPC { _ = try await node.listeningAddress }
                 await node.measureCosts()

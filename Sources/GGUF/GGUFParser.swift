@@ -65,6 +65,8 @@ enum GGUFParser {
         let (padded, overflow) = cursor.offset.addingReportingOverflow(alignment - 1)
         guard !overflow else { throw .invalidAlignment("\(alignment)") }
         let dataOffset = padded & ~(alignment - 1)
+        // Even an empty tensor's data starts somewhere: inside the file, or at its very end.
+        if !tensors.isEmpty && dataOffset > bytes.count { throw .truncated(what: "tensor data section", offset: dataOffset) }
         try checkPlacement(tensors, dataSize: max(0, bytes.count - dataOffset))
 
         return ParsedGGUF(version: version, alignment: alignment, metadata: metadata, metadataKeys: keys,

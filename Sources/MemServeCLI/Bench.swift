@@ -11,7 +11,7 @@ struct BenchCommand: AsyncParsableCommand {
         abstract: "Benchmarks; each prints a table, or one JSON object with --json.",
         subcommands: [EngineBenchCommand.self, MemPoolBenchCommand.self, CacheBenchCommand.self, ConversationBenchCommand.self,
                       TransferBenchCommand.self, PDBenchCommand.self, RouterBenchCommand.self, RoutingBenchCommand.self,
-                      ElasticBenchCommand.self, BenchServeCommand.self, BenchPaperCommand.self, KernelBenchCommand.self])
+                      ElasticBenchCommand.self, BenchServeCommand.self, BenchPaperCommand.self, KernelBenchCommand.self, SoakBenchCommand.self])
 }
 
 /// Flags every benchmark shares.

@@ -15,6 +15,8 @@ struct Instance: AsyncParsableCommand {
 
     @OptionGroup var modelArguments: ModelArguments
 
+    @OptionGroup var tlsArguments: TLSArguments
+
     @Option(help: "What this instance does: prefill, decode or colocated.")
     var role: InstanceRole
 
@@ -61,8 +63,9 @@ struct Instance: AsyncParsableCommand {
         let model = try modelArguments.load()
         let scheduler = modelArguments.scheduler(maxRunning: maxRunning, prefixCaching: !noPrefixCaching)
         let address = try PeerAddress(parsing: listen)
+        let tls = try tlsArguments.load()
         let node = InstanceNode(model: model, memPool: try modelArguments.makeMemPool(for: model, amongPeers: true), role: role, mode: pdMode,
-                                listen: address, advertise: advertise, configuration: scheduler)
+                                listen: address, advertise: advertise, configuration: scheduler, tls: tls)
         if role == .prefill && pdMode == .caching3 && advertise == nil && ["0.0.0.0", "::"].contains(address.host) {
             log.warning("listening on all interfaces without --advertise: decode instances on other hosts cannot return KV (PD-Caching-3) to \(listen)")
         }
@@ -107,7 +110,7 @@ private struct Announce: Service {
         await node.measureCosts()
         log.info("\(node.role.rawValue) instance, \(node.mode.rawValue), model \(model), KV \(node.engine.tokenCapacity) tokens")
         // On stdout, so a script that started the instance can read the address.
-        Output.write("listening on grpc://\(address)\n")
+        Output.write("listening on grpc://\(address)\(node.tls == nil ? "" : " (mutual TLS)")\n")
         guard let etcd else { return }
         let record = MemberRecord(address: node.name, role: node.role.rawValue, pdMode: node.mode.rawValue, model: model)
         let registration = MembershipRegistration(client: EtcdClient(endpoint: etcd.endpoint), prefix: etcd.prefix, record: record,

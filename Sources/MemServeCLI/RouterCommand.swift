@@ -39,6 +39,8 @@ struct RouterCommand: AsyncParsableCommand {
 
     @OptionGroup var edgeArguments: EdgeArguments
 
+    @OptionGroup var tlsArguments: TLSArguments
+
     @Flag(name: .long, help: "Debug logging.")
     var verbose = false
 
@@ -55,8 +57,9 @@ struct RouterCommand: AsyncParsableCommand {
         let path = try ModelArguments.resolve(model)
         let served: ServedModel
         do { served = try ServedModel(path: path, maxContext: maxContext) } catch { throw CLIError("cannot read \(path): \(error)") }
-        let router = try await ClusterRouter.connect(model: served, peers: try parsePeers(peers), configuration: routerArguments.configuration,
-                                                     requireComplete: etcd == nil)
+        let clients = PeerClients(tls: try tlsArguments.load())
+        let router = try await ClusterRouter.connect(model: served, peers: try parsePeers(peers), clients: clients,
+                                                     configuration: routerArguments.configuration, requireComplete: etcd == nil)
         var services: [any Service] = []
         if let etcd { services.append(try MembershipFeed(router: router, endpoint: etcd, prefix: etcdPrefix)) }
         let address = try PeerAddress(parsing: listen)

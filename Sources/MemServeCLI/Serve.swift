@@ -50,6 +50,8 @@ struct Serve: AsyncParsableCommand {
 
     @OptionGroup var edgeArguments: EdgeArguments
 
+    @OptionGroup var tlsArguments: TLSArguments
+
     var servedNames: [String] {
         (servedModelName ?? "").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
     }
@@ -71,6 +73,9 @@ struct Serve: AsyncParsableCommand {
         if instances < 1 || instances > 64 { throw ValidationError("--instances must be between 1 and 64") }
         if instances > 1 && prefill > 0 { throw ValidationError("--instances (colocated) and --prefill/--decode exclude each other") }
         if let problem = spec.problem { throw ValidationError(problem) }
+        if tlsArguments.certificate != nil && peers == nil && !(transport == .loopbackGRPC && spec.instanceCount > 1) {
+            throw ValidationError("--tls-cert applies to gRPC links: give --peers, or --transport grpc with several instances")
+        }
         if peers != nil {
             if prefill > 0 || instances > 1 { throw ValidationError("--peers excludes --instances and --prefill/--decode") }
             do {
@@ -86,8 +91,9 @@ struct Serve: AsyncParsableCommand {
         let log = Logger(label: "memserve.serve")
         let model = try modelArguments.load()
         let backend: any InferenceBackend
+        let tls = try tlsArguments.load()
         if peers != nil {
-            let router = try await ClusterRouter.connect(model: model.served, peers: try parsePeers(peers),
+            let router = try await ClusterRouter.connect(model: model.served, peers: try parsePeers(peers), clients: PeerClients(tls: tls),
                                                          configuration: routerArguments.configuration)
             for m in router.memberList { log.info("peer \(m.description.name): \(m.description.role.rawValue), \(m.description.mode.rawValue), KV \(m.description.tokenCapacity) tokens") }
             backend = router
@@ -99,6 +105,7 @@ struct Serve: AsyncParsableCommand {
             spec.peerShare = modelArguments.peerShare
             spec.scheduler = modelArguments.scheduler(maxRunning: maxRunning, prefixCaching: !noPrefixCaching)
             spec.router = routerArguments.configuration
+            spec.tls = tls
             do {
                 backend = try await Deployment.start(model: model, spec: spec)
             } catch let e as MemPoolError {

@@ -24,7 +24,7 @@ public struct GRPCInstance: RoutedInstance {
         } catch let e as RemoteError {
             throw e
         } catch {
-            throw RemoteError.peerFailed(peer: name, reason: (error as? RPCError)?.message ?? "\(error)")
+            throw RemoteError.peerFailed(peer: name, reason: RemoteError.reason(error))
         }
     }
 
@@ -121,7 +121,7 @@ public struct GRPCInstance: RoutedInstance {
         }
         switch rpc.code {
         case .invalidArgument: return EngineError.invalidSampling(rpc.message)
-        default: return RemoteError.peerFailed(peer: peer, reason: rpc.message)
+        default: return RemoteError.peerFailed(peer: peer, reason: RemoteError.reason(rpc))
         }
     }
 }

@@ -5,6 +5,7 @@ import Glibc
 #endif
 import GRPCCore
 import GRPCNIOTransportHTTP2
+import NIOSSL
 import Synchronization
 import Wire
 
@@ -24,6 +25,25 @@ public enum RemoteError: InstanceFailure, Equatable {
         case let .noPeer(why): why
         case let .protocolViolation(why): "protocol violation: \(why)"
         }
+    }
+}
+
+extension RemoteError {
+    /// What went wrong in a call to a peer, in words: the status message and what caused it
+    /// (a refused TLS handshake is named as such, since its status alone says only
+    /// "unavailable").
+    public static func reason(_ error: any Error) -> String {
+        guard let rpc = error as? RPCError else { return "\(error)" }
+        var cause = rpc.cause
+        for _ in 0..<4 {
+            guard let inner = cause as? RPCError, inner.cause != nil else { break }
+            cause = inner.cause
+        }
+        guard let cause else { return rpc.message }
+        if cause is NIOSSLError || cause is BoringSSLError || cause is NIOSSLExtraError {
+            return "\(rpc.message) TLS handshake failed (\(cause)): do both sides use certificates of the same CA, and does the server's name the address dialled?"
+        }
+        return "\(rpc.message) (\(cause))"
     }
 }
 
@@ -48,6 +68,15 @@ public struct PeerAddress: Sendable, Hashable, CustomStringConvertible {
     }
 
     public var description: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
+
+    /// Where gRPC dials: an IP literal as such (TLS then checks the address against the server's
+    /// certificate, since SNI cannot carry an IP), a name through DNS (SNI and the check use it).
+    var target: any ResolvableTarget {
+        var ipv4 = in_addr()
+        if inet_pton(AF_INET, host, &ipv4) == 1 { return .ipv4(address: host, port: port) }
+        if host.contains(":") { return .ipv6(address: host, port: port) }
+        return .dns(host: host, port: port)
+    }
 }
 
 /// Transport settings for moving KV: large HTTP/2 frames and windows, so a 737 KB block is a
@@ -94,8 +123,13 @@ public final class PeerClients: Sendable {
     }
     private let entries = Mutex<[PeerAddress: Entry]>([:])
     private let closed = Atomic<Bool>(false)
+    /// Mutual TLS to every peer, or nil for plaintext.
+    public let tls: PeerTLS?
 
-    public init() { _ = WireTuning.allocatorTuned }
+    public init(tls: PeerTLS? = nil) {
+        self.tls = tls
+        _ = WireTuning.allocatorTuned
+    }
 
     /// The client for `address` (connects lazily; fails only for an unusable address).
     public func client(for address: PeerAddress) throws -> Client {
@@ -110,8 +144,8 @@ public final class PeerClients: Sendable {
             // so the requests on it fail instead of hanging.
             config.connection.keepalive = .init(time: WireTuning.keepaliveTime, timeout: WireTuning.keepaliveTimeout,
                                                 allowWithoutCalls: true)
-            let transport = try HTTP2ClientTransport.Posix(
-                target: .dns(host: address.host, port: address.port), transportSecurity: .plaintext, config: config)
+            let transport = try HTTP2ClientTransport.Posix(target: address.target, transportSecurity: tls.clientSecurity,
+                                                           config: config)
             let client = GRPCClient(transport: transport)
             let task = Task { _ = try? await client.runConnections() }
             map[address] = Entry(client: client, task: task)

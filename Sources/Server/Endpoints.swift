@@ -243,6 +243,7 @@ struct Endpoints: Sendable {
     }
 
     func metrics() -> Response {
+        PoolGauges.record(engine.stats)
         let text = registry.emitToString()
         var headers = HTTPFields()
         headers[.contentType] = "text/plain; version=0.0.4; charset=utf-8"

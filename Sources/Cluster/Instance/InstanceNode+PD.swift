@@ -50,7 +50,7 @@ extension InstanceNode {
                                            }
                                        }, sent: release)
             } catch {
-                let reason = (error as? RPCError)?.message ?? "\(error)"
+                let reason = RemoteError.reason(error)
                 if !sink.isCancelled {
                     self.logger.warning("handoff of request \(handoff.traceID.isEmpty ? "\(id)" : handoff.traceID) to \(peer) failed: \(reason)")
                 }

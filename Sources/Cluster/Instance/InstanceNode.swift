@@ -18,7 +18,7 @@ public final class InstanceNode: Service, Sendable {
     public let engine: EngineService
     public let role: InstanceRole
     public let mode: PDMode
-    let clients = PeerClients()
+    let clients: PeerClients
     let logger = Logger(label: "memserve.instance")
     private let server: (GRPCServer<HTTP2ServerTransport.Posix>, HTTP2ServerTransport.Posix)?
     /// The name peers reach this instance by (an address once listening, or given).
@@ -37,6 +37,8 @@ public final class InstanceNode: Service, Sendable {
     let watchers = Atomic<Int>(0)
     /// Fulfilled when a router has handed over this draining instance's prefixes.
     let handedOver = Promise<Void>()
+    /// Mutual TLS on this instance's server and calls, or nil for plaintext.
+    public var tls: PeerTLS? { clients.tls }
     /// Whether peers reach this instance over gRPC.
     var listens: Bool { server != nil }
 
@@ -49,8 +51,11 @@ public final class InstanceNode: Service, Sendable {
     ///   - listen: address to serve gRPC at (port 0 picks a free port; see `listeningAddress`),
     ///     or nil for an instance reached only from this process.
     ///   - advertise: the name peers use for this instance, if not the bound address.
+    ///   - tls: mutual TLS for the server and for the calls to peers (nil: plaintext).
     public init(model: LoadedModel, memPool: MemPool, role: InstanceRole, mode: PDMode, listen: PeerAddress?,
-                advertise: String? = nil, configuration: SchedulerConfiguration = SchedulerConfiguration()) {
+                advertise: String? = nil, configuration: SchedulerConfiguration = SchedulerConfiguration(),
+                tls: PeerTLS? = nil) {
+        clients = PeerClients(tls: tls)
         var c = configuration
         c.role = role
         switch role {
@@ -73,7 +78,7 @@ public final class InstanceNode: Service, Sendable {
                                                                allowWithoutCalls: true)
             let bind: GRPCNIOTransportCore.SocketAddress = listen.host.contains(":")
                 ? .ipv6(host: listen.host, port: listen.port) : .ipv4(host: listen.host, port: listen.port)
-            let transport = HTTP2ServerTransport.Posix(address: bind, transportSecurity: .plaintext, config: config)
+            let transport = HTTP2ServerTransport.Posix(address: bind, transportSecurity: tls.serverSecurity, config: config)
             let service = InstanceService()
             server = (GRPCServer(transport: transport, services: [service]), transport)
             service.node = self

@@ -345,7 +345,6 @@ public final class EngineService: Service, @unchecked Sendable {
                             pendingHandoffs: core.pendingHandoffCount, queuedPrefillTokens: core.queuedPrefillTokens,
                             peerRoom: core.memPool.guestRoom, stagedBlocks: core.memPool.stagedBlockCount,
                             spilledBlocks: pool.spilledBlocks, draining: drainingFlag.load(ordering: .relaxed))
-        metrics.update(s)
         let changed = snapshot.withLock { old in
             defer { old = s }
             return old != s
@@ -382,37 +381,8 @@ struct EngineMetrics {
     let generatedTokens = Counter(label: "memserve_generated_tokens_total")
     let ttft = Metrics.Timer(label: "memserve_time_to_first_token_seconds")
     let tpot = Metrics.Timer(label: "memserve_time_per_output_token_seconds")
-    let running = Gauge(label: "memserve_requests_running")
-    let waiting = Gauge(label: "memserve_queue_length")
-    let hotUsed = Gauge(label: "memserve_kv_blocks", dimensions: [("tier", "hot"), ("state", "used")])
-    let hotCached = Gauge(label: "memserve_kv_blocks", dimensions: [("tier", "hot"), ("state", "cached")])
-    let hotFree = Gauge(label: "memserve_kv_blocks", dimensions: [("tier", "hot"), ("state", "free")])
-    let coldUsed = Gauge(label: "memserve_kv_blocks", dimensions: [("tier", "cold"), ("state", "used")])
-    let coldCached = Gauge(label: "memserve_kv_blocks", dimensions: [("tier", "cold"), ("state", "cached")])
-    let coldFree = Gauge(label: "memserve_kv_blocks", dimensions: [("tier", "cold"), ("state", "free")])
-    let evictions = Gauge(label: "memserve_kv_evictions")
-    // The peer tier: blocks kept here for peers, per tier; own evicted blocks staged for a
-    // spill order, and those sent to peers so far.
-    let hotGuest = Gauge(label: "memserve_kv_blocks_held_for_peers", dimensions: [("tier", "hot")])
-    let coldGuest = Gauge(label: "memserve_kv_blocks_held_for_peers", dimensions: [("tier", "cold")])
-    let staged = Gauge(label: "memserve_kv_blocks_staged_for_spill")
-    let spilled = Gauge(label: "memserve_kv_blocks_spilled_to_peers")
-
-    func update(_ s: EngineStats) {
-        running.record(s.running)
-        waiting.record(s.waiting)
-        hotUsed.record(s.hot.used)
-        hotCached.record(s.hot.cached)
-        hotFree.record(s.hot.free)
-        coldUsed.record(s.cold.used)
-        coldCached.record(s.cold.cached)
-        coldFree.record(s.cold.free)
-        evictions.record(s.evictions + s.demotions)
-        hotGuest.record(s.hot.guest)
-        coldGuest.record(s.cold.guest)
-        staged.record(s.stagedBlocks)
-        spilled.record(s.spilledBlocks)
-    }
+    // Pool and queue gauges are recorded by the HTTP front end when scraped, from its
+    // backend's counts: several engines of one process would overwrite each other's.
 }
 
 /// Work for an engine thread. A class, so a task retried many times is the same closure each
