@@ -55,6 +55,7 @@ struct RouterCommand: AsyncParsableCommand {
         let path = try ModelArguments.resolve(model)
         let served: ServedModel
         do { served = try ServedModel(path: path, maxContext: maxContext) } catch { throw CLIError("cannot read \(path): \(error)") }
+        ModelArguments.logChatTemplate(served.chatTemplate)
         let router = try await ClusterRouter.connect(model: served, peers: try parsePeers(peers), configuration: routerArguments.configuration,
                                                      requireComplete: etcd == nil)
         var services: [any Service] = []

@@ -29,8 +29,9 @@ extension BPETokenizer {
 }
 
 extension ChatTemplate {
-    /// The chat template named by a GGUF file's `tokenizer.chat_template` (ChatML when absent).
-    public init(gguf file: GGUFFile, tokenizer: BPETokenizer) throws(TokenizerError) {
-        try self.init(gguf: file.string("tokenizer.chat_template"), tokenizer: tokenizer)
+    /// The chat template named by a GGUF file's `tokenizer.chat_template` (ChatML when absent
+    /// or unknown, see `fallbackNotice`).
+    public init(gguf file: GGUFFile, tokenizer: BPETokenizer) {
+        self.init(gguf: file.string("tokenizer.chat_template"), tokenizer: tokenizer)
     }
 }
