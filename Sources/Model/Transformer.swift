@@ -52,8 +52,7 @@ public final class Transformer: @unchecked Sendable {
         self.pool = pool
         maxContext = min(options.maxContext, configuration.contextLength)
         kvLayout = KVCacheLayout(layerCount: configuration.layerCount, kvDim: configuration.kvDim, blockTokens: blockTokens)
-        rope = RoPETable(headDim: configuration.headDim, positions: maxContext, base: configuration.ropeBase,
-                         style: configuration.ropeStyle)
+        rope = RoPETable(configuration: configuration, positions: maxContext)
         ws = Workspace(configuration: configuration, maxTokens: options.maxBatchTokens,
                        maxLogitRows: options.maxLogitRows, maxContext: maxContext, threads: pool.threadCount)
     }

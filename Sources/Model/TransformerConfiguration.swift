@@ -23,6 +23,8 @@ public struct TransformerConfiguration: Sendable, Equatable {
     public var contextLength: Int
     public var ropeBase: Float
     public var ropeStyle: RoPEStyle
+    /// Context extension applied to the RoPE angles (none unless the file asks).
+    public var ropeScaling: RoPEScaling = .none
     public var rmsNormEpsilon: Float
     /// Q, K and V projections carry biases (Qwen2).
     public var attentionBias: Bool
@@ -65,5 +67,9 @@ public struct TransformerConfiguration: Sendable, Equatable {
         try need(vocabularySize > 0, "vocabulary size \(vocabularySize)")
         try need(contextLength > 0, "context length \(contextLength)")
         try need(ropeBase > 0 && rmsNormEpsilon > 0, "rope base \(ropeBase) / rms epsilon \(rmsNormEpsilon)")
+        try need(ropeScaling.linearFactor.isFinite && ropeScaling.linearFactor > 0, "rope scaling factor \(ropeScaling.linearFactor)")
+        if let factors = ropeScaling.frequencyFactors {
+            try need(factors.count == headDim / 2, "\(factors.count) rope frequency factors for head dimension \(headDim)")
+        }
     }
 }

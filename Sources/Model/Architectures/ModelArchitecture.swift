@@ -47,6 +47,7 @@ struct ArchitectureMetadata {
         return Float(v)
     }
     func optionalFloat(_ key: String) -> Float? { file.metadata[prefix + key]?.double.map(Float.init) }
+    func optionalDouble(_ key: String) -> Double? { file.metadata[prefix + key]?.double }
 
     /// The vocabulary size: explicit key, else the tokenizer's token list, else the embedding's rows.
     func vocabularySize() throws(ModelError) -> Int {
@@ -61,7 +62,8 @@ struct ArchitectureMetadata {
         let hidden = try int("embedding_length")
         let heads = try int("attention.head_count")
         let headDim = optionalInt("attention.key_length") ?? optionalInt("rope.dimension_count") ?? (heads > 0 ? hidden / heads : 0)
-        return TransformerConfiguration(
+        let ropeBase = optionalFloat("rope.freq_base") ?? 10_000
+        var config = TransformerConfiguration(
             architecture: architecture,
             layerCount: try int("block_count"),
             hiddenSize: hidden,
@@ -71,10 +73,12 @@ struct ArchitectureMetadata {
             headDim: headDim,
             vocabularySize: try vocabularySize(),
             contextLength: optionalInt("context_length") ?? 2048,
-            ropeBase: optionalFloat("rope.freq_base") ?? 10_000,
+            ropeBase: ropeBase,
             ropeStyle: ropeStyle,
             rmsNormEpsilon: try float("attention.layer_norm_rms_epsilon"),
             attentionBias: attentionBias,
             tiedEmbedding: file.tensor(named: "output.weight") == nil)
+        config.ropeScaling = try ropeScaling(base: Double(ropeBase), headDim: headDim)
+        return config
     }
 }
