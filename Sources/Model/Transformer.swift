@@ -20,7 +20,9 @@ public struct ModelOptions: Sendable {
     public init() {}
 }
 
-/// A decoder-only transformer (Llama family) running batched, paged-KV forward steps.
+/// A decoder-only transformer running batched, paged-KV forward steps: embedding, the
+/// architecture's blocks (`DecoderBlock`, one file per family in `Architectures/`), final norm
+/// and output head. The blocks share this type's kernels, attention and scratch.
 ///
 /// One instance is driven by one thread at a time: `forward` reuses preallocated scratch.
 public final class Transformer: @unchecked Sendable {
@@ -83,8 +85,8 @@ public final class Transformer: @unchecked Sendable {
         try validate(batch, kv: kv)
         let c = configuration
         let T = batch.tokens.count
-        let D = c.hiddenSize, F = c.intermediateSize
-        let x = ws.x, xn = ws.xn, qkv = ws.qkv, att = ws.att, gateUp = ws.gateUp, hidden = ws.hidden
+        let D = c.hiddenSize
+        let x = ws.x
 
         // x[T][D] = embedding rows
         batch.tokens.withUnsafeBufferPointer { toks in
@@ -94,26 +96,7 @@ public final class Transformer: @unchecked Sendable {
             }
         }
 
-        for (l, w) in weights.layers.enumerated() {
-            // xn[T][D] = rmsnorm(x)
-            normRows(x, w.attentionNorm, xn, T)
-            // qkv[T][Q + 2·KV]
-            linear(xn, T, w.qkv, qkv)
-            rotateAndStore(batch, layer: l, kv: kv)
-            attention(batch, layer: l, kv: kv)
-            // x += att · Woᵀ
-            linear(att, T, w.o, xn)
-            addRows(x, xn, T * D)
-            normRows(x, w.ffnNorm, xn, T)
-            // gateUp[T][2F] = xn · [Wg; Wu]ᵀ, hidden[T][F] = silu(gate) * up
-            linear(xn, T, w.gateUp, gateUp)
-            parallelRows(T) { rows in
-                for i in rows { siluMul(gateUp + i * 2 * F, gateUp + i * 2 * F + F, out: hidden + i * F, F) }
-            }
-            // x += hidden · Wdᵀ
-            linear(hidden, T, w.down, xn)
-            addRows(x, xn, T * D)
-        }
+        for (l, block) in weights.blocks.enumerated() { block.forward(self, batch, kv, layer: l) }
 
         // logitInput[R][D] = rmsnorm(x[last token of each sequence wanting logits])
         var r = 0
