@@ -25,6 +25,10 @@ public enum SyntheticModel {
         public var extraMetadata: [String: GGUFValue] = [:]
         /// Written as the `rope_freqs.weight` tensor (`[headDim / 2]` F32) when set.
         public var ropeFrequencyFactors: [Float]?
+        /// Gemma 3 only: `attention.sliding_window` (its layers' norms and q/k norms are written too).
+        public var slidingWindow = 8
+        /// Format of `attn_v` and `ffn_down` when it should differ from `weightType` (K-quant mixes).
+        public var mixedType: GGMLType?
         public init() {}
     }
 
@@ -72,6 +76,12 @@ public enum SyntheticModel {
         w.set(a + "rope.freq_base", .float32(10_000))
         w.set(a + "attention.layer_norm_rms_epsilon", .float32(1e-5))
         w.set(a + "rope.dimension_count", .uint32(UInt32(headDim)))
+        let gemma = shape.architecture == "gemma3"
+        if gemma {
+            w.set(a + "attention.key_length", .uint32(UInt32(headDim)))
+            w.set(a + "attention.value_length", .uint32(UInt32(headDim)))
+            w.set(a + "attention.sliding_window", .uint32(UInt32(shape.slidingWindow)))
+        }
         w.set("tokenizer.ggml.model", .string("gpt2"))
         w.set("tokenizer.ggml.pre", .string("smollm"))
         w.set("tokenizer.ggml.tokens", .array(tokens.map { .string($0) }))
@@ -102,11 +112,17 @@ public enum SyntheticModel {
             norm(p + "ffn_norm.weight", shape.hidden)
             matrix(p + "attn_q.weight", rows: q, cols: shape.hidden, type: shape.weightType)
             matrix(p + "attn_k.weight", rows: kv, cols: shape.hidden, type: shape.weightType)
-            matrix(p + "attn_v.weight", rows: kv, cols: shape.hidden, type: shape.weightType)
+            matrix(p + "attn_v.weight", rows: kv, cols: shape.hidden, type: shape.mixedType ?? shape.weightType)
             matrix(p + "attn_output.weight", rows: shape.hidden, cols: q, type: shape.weightType)
             matrix(p + "ffn_gate.weight", rows: shape.intermediate, cols: shape.hidden, type: shape.weightType)
             matrix(p + "ffn_up.weight", rows: shape.intermediate, cols: shape.hidden, type: shape.weightType)
-            matrix(p + "ffn_down.weight", rows: shape.hidden, cols: shape.intermediate, type: shape.weightType)
+            matrix(p + "ffn_down.weight", rows: shape.hidden, cols: shape.intermediate, type: shape.mixedType ?? shape.weightType)
+            if gemma {
+                norm(p + "post_attention_norm.weight", shape.hidden)
+                norm(p + "post_ffw_norm.weight", shape.hidden)
+                norm(p + "attn_q_norm.weight", headDim)
+                norm(p + "attn_k_norm.weight", headDim)
+            }
             if shape.architecture == "qwen2" {
                 for (name, n) in [("attn_q.bias", q), ("attn_k.bias", kv), ("attn_v.bias", kv)] {
                     w.addTensor(name: p + name, dimensions: [n], floats: random(n, scale: 0.5))

@@ -33,6 +33,8 @@ public final class Transformer: @unchecked Sendable {
     public let options: ModelOptions
     public let maxContext: Int
     let rope: RoPETable
+    /// The sliding-window layers' table, when their base differs (Gemma 3); else nil.
+    let localRope: RoPETable?
     let ws: Workspace
 
     /// Loads a GGUF model of any registered architecture.
@@ -55,6 +57,13 @@ public final class Transformer: @unchecked Sendable {
         maxContext = min(options.maxContext, configuration.contextLength)
         kvLayout = KVCacheLayout(layerCount: configuration.layerCount, kvDim: configuration.kvDim, blockTokens: blockTokens)
         rope = RoPETable(configuration: configuration, positions: maxContext)
+        if let base = configuration.localRopeBase {
+            localRope = RoPETable(headDim: configuration.headDim, positions: maxContext,
+                                  inverseFrequencies: RoPEScaling.none.inverseFrequencies(base: Double(base), headDim: configuration.headDim),
+                                  style: configuration.ropeStyle)
+        } else {
+            localRope = nil
+        }
         ws = Workspace(configuration: configuration, maxTokens: options.maxBatchTokens,
                        maxLogitRows: options.maxLogitRows, maxContext: maxContext, threads: pool.threadCount)
     }
@@ -95,6 +104,7 @@ public final class Transformer: @unchecked Sendable {
                 for i in rows { dequantize(emb.format, emb.row(Int(toks[i])), x + i * D, count: D) }
             }
         }
+        if let scale = c.embeddingScale { scaleInPlace(x, scale, T * D) }
 
         for (l, block) in weights.blocks.enumerated() { block.forward(self, batch, kv, layer: l) }
 
@@ -114,16 +124,28 @@ public final class Transformer: @unchecked Sendable {
     /// out[n][w.rows] = input[n][w.cols] · Wᵀ (+ bias). GEMM over the fp32 copy from
     /// `denseMinRows` rows on, else the quantized kernel (one pass over the packed weights).
     @inline(__always)
-    func linear(_ input: UnsafePointer<Float>, _ n: Int, _ w: Linear, _ out: UnsafeMutablePointer<Float>) {
-        let rows = w.rows, cols = w.cols
+    func linear(_ input: UnsafePointer<Float>, _ n: Int, _ w: Linear, _ out: UnsafeMutablePointer<Float>,
+                outStride: Int? = nil) {
+        let rows = w.rows, cols = w.cols, ldo = outStride ?? rows
         if n >= options.denseMinRows, let dense = w.dense {
             parallelSgemm(pool: pool, transB: true, m: n, n: rows, k: cols, a: input, lda: cols, b: dense, ldb: cols,
-                          c: out, ldc: rows)
+                          c: out, ldc: ldo)
         } else {
-            quantizedMatMul(w.quantized, x: input, xStride: cols, batch: n, y: out, yStride: rows, pool: pool)
+            quantizedMatMul(w.quantized, x: input, xStride: cols, batch: n, y: out, yStride: ldo, pool: pool)
         }
         if let bias = w.bias {
-            for i in 0..<n { addInPlace(out + i * rows, bias, rows) }
+            for i in 0..<n { addInPlace(out + i * ldo, bias, rows) }
+        }
+    }
+
+    /// out[n][g.rows] = the group's projections of input, each part into its columns.
+    @inline(__always)
+    func linear(_ input: UnsafePointer<Float>, _ n: Int, _ g: ProjectionGroup, _ out: UnsafeMutablePointer<Float>) {
+        if g.parts.count == 1 { linear(input, n, g.parts[0], out); return }
+        var offset = 0
+        for part in g.parts {
+            linear(input, n, part, out + offset, outStride: g.rows)
+            offset += part.rows
         }
     }
 
@@ -157,8 +179,10 @@ public final class Transformer: @unchecked Sendable {
         }
     }
 
-    /// Applies RoPE to the new tokens' q and k and writes their k, v into the KV blocks.
-    func rotateAndStore(_ batch: ForwardBatch, layer: Int, kv: KVCacheView) {
+    /// Applies RoPE (the global table, or `local`) to the new tokens' q and k and writes their
+    /// k, v into the KV blocks.
+    func rotateAndStore(_ batch: ForwardBatch, layer: Int, kv: KVCacheView, local: Bool = false) {
+        let rope = local ? (localRope ?? self.rope) : self.rope
         let c = configuration, layout = kvLayout
         let Q = c.qDim, KV = c.kvDim, S = Q + 2 * KV, bt = layout.blockTokens
         let qkv = ws.qkv

@@ -69,6 +69,19 @@ public final class Linear: @unchecked Sendable {
     public var quantizedBytes: Int { quantized.rows * quantized.rowBytes }
 }
 
+/// Projections of one input whose outputs lie side by side in each output row (Q, K, V; gate,
+/// up): usually one stacked `Linear`, else the parts in order.
+public final class ProjectionGroup: Sendable {
+    public let parts: [Linear]
+    /// Output width: the parts' rows summed.
+    public let rows: Int
+
+    init(_ parts: [Linear]) {
+        self.parts = parts
+        rows = parts.reduce(0) { $0 + $1.rows }
+    }
+}
+
 /// A heap copy of `values` (norm weights): the block that holds it deallocates it.
 func heapCopy(_ values: [Float]) -> UnsafeMutablePointer<Float> {
     let p = UnsafeMutablePointer<Float>.allocate(capacity: max(values.count, 1))
@@ -170,21 +183,21 @@ public struct TensorLoader {
         return Linear(quantized: m, makeDense: dense, bias: b, pool: pool)
     }
 
-    /// Projections with the same input stacked into one (all in the same format).
-    func stacked(_ parts: [(name: String, rows: Int)], cols: Int, biases: [String]?) throws(ModelError) -> Linear {
+    /// Projections of the same input whose outputs lie side by side in each output row: one
+    /// stacked matrix when they share a format, else each part on its own (K-quant mixes put
+    /// `attn_v` or `ffn_down` in another format than their neighbours).
+    func stacked(_ parts: [(name: String, rows: Int)], cols: Int, biases: [String]?) throws(ModelError) -> ProjectionGroup {
         var matrices: [QuantizedMatrix] = []
         for part in parts { matrices.append(try matrix(part.name, rows: part.rows, cols: cols)) }
-        if let first = matrices.first, let odd = matrices.first(where: { $0.format != first.format }) {
-            throw .unsupportedTensorType(name: parts[matrices.firstIndex { $0.format == odd.format }!].name,
-                                         type: "\(odd.format) mixed with \(first.format) in one stacked projection")
-        }
-        var bias: [Float]?
+        var partBiases: [[Float]?] = parts.map { _ in nil }
         if let biases {
-            var all: [Float] = []
-            for (name, part) in zip(biases, parts) { all += try vector(name, count: part.rows) }
-            bias = all
+            for (k, (name, part)) in zip(biases, parts).enumerated() { partBiases[k] = try vector(name, count: part.rows) }
         }
-        return Linear(stacking: matrices, makeDense: dense, bias: bias, pool: pool)
+        if let first = matrices.first, matrices.allSatisfy({ $0.format == first.format }) {
+            let bias: [Float]? = biases == nil ? nil : partBiases.flatMap { $0! }
+            return ProjectionGroup([Linear(stacking: matrices, makeDense: dense, bias: bias, pool: pool)])
+        }
+        return ProjectionGroup(zip(matrices, partBiases).map { Linear(quantized: $0, makeDense: dense, bias: $1, pool: pool) })
     }
 
     /// A 1-D tensor as floats (norm weights, biases).

@@ -28,13 +28,13 @@ final class LlamaBlock: DecoderBlock, @unchecked Sendable {
     let attentionNorm: UnsafeMutablePointer<Float>
     let ffnNorm: UnsafeMutablePointer<Float>
     /// Q, K and V stacked: `[Q + 2·KV][hidden]`.
-    let qkv: Linear
+    let qkv: ProjectionGroup
     let o: Linear
     /// Gate and up stacked: `[2·FFN][hidden]`.
-    let gateUp: Linear
+    let gateUp: ProjectionGroup
     let down: Linear
 
-    var projections: [Linear] { [qkv, o, gateUp, down] }
+    var projections: [Linear] { qkv.parts + [o] + gateUp.parts + [down] }
 
     /// Every layer of `c`, loaded.
     static func layers(_ loader: TensorLoader, _ c: TransformerConfiguration) throws(ModelError) -> [any DecoderBlock] {

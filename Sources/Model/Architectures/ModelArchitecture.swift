@@ -27,7 +27,7 @@ public protocol DecoderBlock: AnyObject, Sendable {
 
 /// Architectures by GGUF `general.architecture` name.
 public enum ModelRegistry {
-    public static let architectures: [any ModelArchitecture.Type] = [Llama.self, Qwen2.self]
+    public static let architectures: [any ModelArchitecture.Type] = [Llama.self, Qwen2.self, Gemma3.self]
 
     public static var supportedNames: [String] { architectures.flatMap { $0.names }.sorted() }
 

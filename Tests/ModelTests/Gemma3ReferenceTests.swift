@@ -1,0 +1,49 @@
+import Foundation
+import GGUF
+import Kernels
+import Testing
+@testable import Model
+
+/// The real Gemma 3 270M (installed by `scripts/setup.sh --gemma`) against the independent numpy
+/// forward pass of `scripts/reference_gemma3.py`: last-position logits and 8 greedy tokens.
+@Suite("Gemma 3 270M against the numpy reference", .serialized, .enabled(if: GemmaModel.locate() != nil))
+struct Gemma3ReferenceTests {
+    struct Fixture: Decodable {
+        struct Tolerance: Decodable { let logits_abs: Float }
+        struct Prompt: Decodable {
+            let name: String
+            let token_ids: [Int32]
+            let top_ids: [Int]
+            let top_logits: [Float]
+            let greedy_ids: [Int32]
+        }
+        let tolerance: Tolerance
+        let prompts: [Prompt]
+    }
+
+    static let fixture: Fixture = {
+        let url = Bundle.module.url(forResource: "Fixtures/reference_gemma3", withExtension: "json")!
+        return try! JSONDecoder().decode(Fixture.self, from: Data(contentsOf: url))
+    }()
+
+    nonisolated(unsafe) static let model: Transformer? = {
+        guard let path = GemmaModel.locate(), let file = try? GGUFFile(path: path) else { return nil }
+        var options = ModelOptions()
+        options.maxContext = 256
+        options.maxBatchTokens = 64
+        return try! Transformer(file: file, options: options, pool: ThreadPool(threadCount: 2))
+    }()
+
+    @Test("last-position logits and greedy continuation match", arguments: fixture.prompts.map(\.name))
+    func matchesReference(name: String) async throws {
+        let model = try #require(Self.model)
+        #expect(model.configuration.architecture == "gemma3" && model.configuration.slidingWindow == 512)
+        let p = Self.fixture.prompts.first { $0.name == name }!
+        let (logits, tokens) = try await offPool { try Runner(model: model).run(p.token_ids, greedy: p.greedy_ids.count) }
+        #expect(logits.indices.max { logits[$0] < logits[$1] } == p.top_ids[0])
+        var worst: Float = 0
+        for (id, ref) in zip(p.top_ids, p.top_logits) { worst = max(worst, abs(logits[id] - ref)) }
+        #expect(worst <= Self.fixture.tolerance.logits_abs, "max |Δlogit| over the top 16 = \(worst)")
+        #expect(tokens == p.greedy_ids)
+    }
+}
