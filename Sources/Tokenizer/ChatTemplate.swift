@@ -95,21 +95,26 @@ public struct ChatTemplate: Sendable {
     public let unavailableReason: String?
 
     /// Recognizes a GGUF chat template (or one of llama.cpp's template names). Never fails: an
-    /// unknown or absent template falls back to ChatML, with `fallbackNotice` saying so.
+    /// unknown or absent template falls back to ChatML, with `fallbackNotice` saying so, unless
+    /// the vocabulary lacks ChatML's tokens and has another format's (a Gemma or Llama 3 base
+    /// model without a template), which is then used.
     public init(gguf template: String?, tokenizer: BPETokenizer) {
         var notice: String?
         let format: Format
         if let template, let detected = Self.detect(template) {
             format = detected
         } else {
-            format = .chatML
+            format = [Format.chatML, .gemma, .llama3, .phi3].first { f in
+                f.delimiters.allSatisfy { tokenizer.id(of: $0) != nil }
+            } ?? .chatML
+            let uses = format == .chatML ? "chat uses ChatML" : "chat uses \(format.name), whose tokens the vocabulary has"
             if let template {
                 let excerpt = template.prefix(80)
                 notice = "the model's chat template is not one of the supported formats "
-                    + "(\(Format.allCases.map(\.name).joined(separator: ", "))); chat uses ChatML, which may not suit this model: "
+                    + "(\(Format.allCases.map(\.name).joined(separator: ", "))); \(uses), which may not suit this model: "
                     + (String(excerpt) + (excerpt.count < template.count ? "…" : "")).debugDescription
             } else {
-                notice = "the model file has no chat template; chat uses ChatML"
+                notice = "the model file has no chat template; \(uses)"
             }
         }
         self.format = format

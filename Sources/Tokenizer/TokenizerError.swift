@@ -28,7 +28,7 @@ public enum TokenizerError: Error, Sendable, Equatable, CustomStringConvertible 
         case let .specialTokenOutOfRange(name, id):
             return "special token \(name) id \(id) is outside the vocabulary"
         case let .unsupportedModel(name):
-            return "unsupported tokenizer model \(name.debugDescription) (only byte-level BPE \"gpt2\" is implemented)"
+            return "unsupported tokenizer model \(name.debugDescription) (implemented: byte-level BPE \"gpt2\", SentencePiece-style BPE \"llama\")"
         case let .unknownPreTokenizer(name):
             return "unknown pre-tokenizer \(name.debugDescription) (supported: \(PreTokenizer.supportedNames.joined(separator: ", ")))"
         case let .missingMetadata(key):

@@ -1,8 +1,10 @@
+import Engine
 import Foundation
 import GGUF
 import Kernels
 import Testing
 @testable import Model
+import Tokenizer
 
 /// The real Gemma 3 270M (installed by `scripts/setup.sh --gemma`) against the independent numpy
 /// forward pass of `scripts/reference_gemma3.py`: last-position logits and 8 greedy tokens.
@@ -45,5 +47,32 @@ struct Gemma3ReferenceTests {
         for (id, ref) in zip(p.top_ids, p.top_logits) { worst = max(worst, abs(logits[id] - ref)) }
         #expect(worst <= Self.fixture.tolerance.logits_abs, "max |Δlogit| over the top 16 = \(worst)")
         #expect(tokens == p.greedy_ids)
+    }
+}
+
+/// The real Gemma 3 270M through the engine: its SentencePiece tokenizer, the template its
+/// vocabulary implies, and the reference's greedy continuation as text.
+@Suite("Gemma 3 270M served", .serialized, .enabled(if: GemmaModel.locate() != nil))
+struct Gemma3EngineTests {
+    @Test("greedy continuation of a text prompt equals the numpy reference's")
+    func greedyText() async throws {
+        var options = ModelOptions()
+        options.maxContext = 256
+        options.maxBatchTokens = 64
+        let model = try LoadedModel(path: GemmaModel.locate()!, options: options, threads: 2)
+        #expect(model.chatTemplate.format == .gemma && model.chatTemplate.unavailableReason == nil)
+        let engine = EngineCore(model: model.transformer, tokenizer: model.tokenizer, memPool: try model.makeMemPool(hotBlocks: 32))
+        var sampling = SamplingParameters()
+        sampling.maxTokens = 8
+        sampling.temperature = 0
+        sampling.ignoreEOS = true
+        let prompt = model.tokenizer.encode("The capital of France is")
+        let text = try await offPool { () throws -> String in
+            try engine.add(GenerationRequest(id: 1, promptTokens: prompt, sampling: sampling))
+            var text = ""
+            for _ in 0..<64 where engine.hasWork { for out in try engine.step() { text += out.text } }
+            return text
+        }
+        #expect(text == " the capital of the country of France.")
     }
 }

@@ -118,6 +118,14 @@ enum ChatTemplateSamples {
         #expect(t.encode([.user("Hi")], with: vocab).prefix(2) == [1, vocab.id(of: "<start_of_turn>")!])
     }
 
+    @Test func absentTemplateFollowsTheVocabulary() {
+        let gemmaVocab = Self.vocabulary(["<start_of_turn>", "<end_of_turn>"])
+        let t = ChatTemplate(gguf: nil, tokenizer: gemmaVocab)
+        #expect(t.format == .gemma && t.unavailableReason == nil)
+        #expect(t.fallbackNotice?.contains("gemma") == true)
+        #expect(ChatTemplate(gguf: "{{ odd }}", tokenizer: llama3Vocab).format == .llama3)
+    }
+
     @Test func mistralGenerations() {
         let vocab = Self.vocabulary(["[INST]", "[/INST]", "[SYSTEM_PROMPT]", "[/SYSTEM_PROMPT]"])
         let chat: [ChatMessage] = [.user("user message"), .assistant("assistant message"), .user("new user message")]
