@@ -1,3 +1,4 @@
+import Engine
 import Foundation
 import GGUF
 import Kernels
@@ -85,5 +86,44 @@ struct Gemma3Tests {
         llama.weightType = .q8_0
         llama.mixedType = .q4_1
         #expect(try ForwardTests.model(llama).weights.decodeBytesPerStep > 0)
+    }
+
+    @Test("cached prefixes stay reusable across the window: caching on equals caching off, and hits")
+    func prefixCachingAcrossTheWindow() async throws {
+        var options = ModelOptions()
+        options.maxBatchTokens = 64
+        options.maxContext = 256
+        let model = try LoadedModel(file: GGUFFile(bytes: SyntheticModel.gguf(Self.shape(layers: 6, window: 8))), name: "gemma",
+                                    options: options, threads: 2)
+        func engine(caching: Bool) throws -> EngineCore {
+            var config = SchedulerConfiguration()
+            config.prefixCaching = caching
+            return EngineCore(model: model.transformer, tokenizer: model.tokenizer, memPool: try model.makeMemPool(hotBlocks: 64),
+                              configuration: config)
+        }
+        func run(_ e: EngineCore, _ id: RequestID, _ prompt: [Int32]) throws -> (tokens: [Int32], cached: Int) {
+            var p = SamplingParameters.greedy
+            p.maxTokens = 6
+            p.ignoreEOS = true
+            try e.add(GenerationRequest(id: id, promptTokens: prompt, sampling: p))
+            var tokens: [Int32] = [], cached = -1, steps = 0
+            while e.hasWork && steps < 500 {
+                for o in try e.step() where o.id == id {
+                    if let t = o.token { tokens.append(t) }
+                    cached = o.cachedTokens
+                }
+                steps += 1
+            }
+            return (tokens, cached)
+        }
+        let shared: [Int32] = (0..<70).map { Int32(3 + ($0 * 31) % 250) }
+        let results = try await offPool { () throws -> [(tokens: [Int32], cached: Int)] in
+            let on = try engine(caching: true), off = try engine(caching: false)
+            return [try run(on, 1, shared + [7, 8, 9]), try run(on, 2, shared + [10, 11]),
+                    try run(off, 3, shared + [10, 11])]
+        }
+        // 70 shared tokens: 4 whole blocks (64 tokens, far beyond the window of 8) are reused.
+        #expect(results[1].cached == 64)
+        #expect(results[1].tokens == results[2].tokens && results[2].cached == 0)
     }
 }
