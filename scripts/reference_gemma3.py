@@ -33,9 +33,13 @@ import sys
 
 import numpy as np
 
+STORY = ["Once", "▁upon", "▁a", "▁time", ",", "▁there", "▁was", "▁a", "▁little", "▁girl", "▁named", "▁Lily", "."]
+# (name, pieces, greedy tokens); "window" is longer than the 512-key sliding window, so its
+# last positions' sliding layers no longer see the start while the global layers do.
 PROMPTS = [
-    ("capital", ["<bos>", "The", "▁capital", "▁of", "▁France", "▁is"]),
-    ("story", ["<bos>", "Once", "▁upon", "▁a", "▁time", ",", "▁there", "▁was"]),
+    ("capital", ["<bos>", "The", "▁capital", "▁of", "▁France", "▁is"], None),
+    ("story", ["<bos>", "Once", "▁upon", "▁a", "▁time", ",", "▁there", "▁was"], None),
+    ("window", ["<bos>"] + STORY * 45, 4),
 ]
 
 
@@ -143,12 +147,12 @@ def main():
         return mm(last, emb)[0]
 
     results = []
-    for name, words in PROMPTS:
+    for name, words, count in PROMPTS:
         ids = [vocab[wd] for wd in words]
         seq = list(ids)
         first = None
         greedy = []
-        for step in range(args.tokens):
+        for step in range(count or args.tokens):
             logits = forward(seq)
             if first is None:
                 first = logits
@@ -159,7 +163,7 @@ def main():
         results.append({"name": name, "token_ids": ids, "top_ids": [int(i) for i in top],
                         "top_logits": [round(float(first[i]), 5) for i in top],
                         "greedy_ids": greedy, "greedy_text": "".join(tokens[i] for i in greedy).replace("▁", " ")})
-        print(name, results[-1]["greedy_text"], file=sys.stderr)
+        print(name, len(ids), results[-1]["greedy_text"], file=sys.stderr)
     with open(args.output, "w") as fh:
         json.dump({"model": os.path.basename(path), "tolerance": {"logits_abs": 1e-3}, "prompts": results}, fh, indent=1)
         fh.write("\n")
