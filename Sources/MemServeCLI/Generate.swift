@@ -60,13 +60,14 @@ struct Chat: ParsableCommand {
     func run() throws {
         MemServe.bootstrapLogging(verbose: modelArguments.verbose)
         let model = try modelArguments.load()
+        if let why = model.chatTemplate.unavailableReason { throw CLIError("cannot chat with this model: \(why)") }
         let engine = EngineCore(model: model.transformer, tokenizer: model.tokenizer,
                                 memPool: try modelArguments.makeMemPool(for: model))
         var messages: [ChatMessage] = system.map { [ChatMessage(role: "system", content: $0)] } ?? []
         var nextID: RequestID = 1
         func reply(to text: String) throws {
             messages.append(ChatMessage(role: "user", content: text))
-            let tokens = model.tokenizer.encode(model.chatTemplate.render(messages))
+            let tokens = model.chatTemplate.encode(messages, with: model.tokenizer)
             var answer = ""
             do {
                 _ = try runToCompletion(engine, request: GenerationRequest(id: nextID, promptTokens: tokens, sampling: sampling.parameters)) {

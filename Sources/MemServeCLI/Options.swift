@@ -2,8 +2,10 @@ import ArgumentParser
 import Engine
 import Foundation
 import GGUF
+import Logging
 import MemPool
 import Model
+import Tokenizer
 
 /// Which model to load and how much memory and how many threads it gets.
 struct ModelArguments: ParsableArguments {
@@ -74,10 +76,24 @@ struct ModelArguments: ParsableArguments {
     func load() throws -> LoadedModel {
         let path = try resolvedPath()
         guard FileManager.default.fileExists(atPath: path) else { throw CLIError("model file not found: \(path)") }
+        let model: LoadedModel
         do {
-            return try LoadedModel(path: path, options: modelOptions, threads: threads)
+            model = try LoadedModel(path: path, options: modelOptions, threads: threads)
         } catch {
             throw CLIError("cannot load \(path): \(error)")
+        }
+        ModelArguments.logChatTemplate(model.chatTemplate)
+        return model
+    }
+
+    /// Warns, as llama.cpp's server does, when chat falls back to ChatML or cannot be served.
+    static func logChatTemplate(_ template: ChatTemplate) {
+        let log = Logger(label: "memserve.model")
+        if let notice = template.fallbackNotice { log.warning("\(notice)") }
+        if let why = template.unavailableReason {
+            log.warning("chat completions are refused (400): \(why)")
+        } else {
+            log.info("chat template: \(template.format.name)")
         }
     }
 }

@@ -57,6 +57,7 @@ struct RouterCommand: AsyncParsableCommand {
         let path = try ModelArguments.resolve(model)
         let served: ServedModel
         do { served = try ServedModel(path: path, maxContext: maxContext) } catch { throw CLIError("cannot read \(path): \(error)") }
+        ModelArguments.logChatTemplate(served.chatTemplate)
         let clients = PeerClients(tls: try tlsArguments.load())
         let router = try await ClusterRouter.connect(model: served, peers: try parsePeers(peers), clients: clients,
                                                      configuration: routerArguments.configuration, requireComplete: etcd == nil)

@@ -6,28 +6,32 @@ extension Transformer {
     /// ones gather their K/V and use GEMM per head.
     static let directAttentionMaxTokens = 4
 
-    /// att[T][Q] = causal softmax(q·Kᵀ/√d)·V for every new token, K/V read through each
-    /// sequence's block table (the new tokens' K/V are already stored).
-    func attention(_ batch: ForwardBatch, layer: Int, kv: KVCacheView) {
+    /// att[T][Q] = causal softmax(scale·q·Kᵀ)·V for every new token, K/V read through each
+    /// sequence's block table (the new tokens' K/V are already stored). With a `window` > 0 a
+    /// query at position p sees only the keys at p - window + 1 ... p (sliding-window layers).
+    func attention(_ batch: ForwardBatch, layer: Int, kv: KVCacheView, window: Int = 0) {
         var hasDirect = false
         for s in batch.sequences {
             if s.tokens.count > Self.directAttentionMaxTokens {
-                gatheredAttention(s, layer: layer, kv: kv)
+                gatheredAttention(s, layer: layer, kv: kv, window: window)
             } else {
                 hasDirect = true
             }
         }
-        if hasDirect { directAttention(batch, layer: layer, kv: kv) }
+        if hasDirect { directAttention(batch, layer: layer, kv: kv, window: window) }
     }
 
+    /// The scale of the attention logits.
+    var attentionScale: Float { configuration.attentionScale ?? 1 / Float(configuration.headDim).squareRoot() }
+
     /// Decode-shaped sequences: one work item per (sequence, KV head), spread over the pool.
-    func directAttention(_ batch: ForwardBatch, layer: Int, kv: KVCacheView) {
+    func directAttention(_ batch: ForwardBatch, layer: Int, kv: KVCacheView, window: Int) {
         let c = configuration, layout = kvLayout
         let hd = c.headDim, Q = c.qDim, KV = c.kvDim, S = Q + 2 * KV, bt = layout.blockTokens
         let group = c.headCount / c.kvHeadCount
         let kvHeads = c.kvHeadCount
         let kOff = layout.keyOffset(layer: layer), vOff = layout.valueOffset(layer: layer)
-        let scale = 1 / Float(hd).squareRoot()
+        let scale = attentionScale
         let qkv = ws.qkv, att = ws.att
         let threads = pool.threadCount
         let sequences = batch.sequences
@@ -45,30 +49,29 @@ extension Transformer {
                     for j in 0..<s.tokens.count {
                         let row = s.tokens.lowerBound + j
                         let len = s.startPosition + j + 1
+                        let lo = window > 0 ? max(0, len - window) : 0
                         for h in kvh * group..<(kvh + 1) * group {
                             let qv = qkv + row * S + h * hd
-                            // scores[t] = q · K[t] / √d over the blocks holding 0..<len
-                            var pos = 0
-                            var b = 0
+                            // scores[t - lo] = scale · q · K[t] over the blocks holding lo..<len
+                            var pos = lo
                             while pos < len {
-                                let keys = kv.block(table[b]) + kOff + kvh * hd
-                                let n = min(bt, len - pos)
-                                for i in 0..<n { scores[pos + i] = dot(qv, keys + i * KV, hd) * scale }
+                                let off = pos % bt
+                                let keys = kv.block(table[pos / bt]) + kOff + kvh * hd + off * KV
+                                let n = min(bt - off, len - pos)
+                                for i in 0..<n { scores[pos - lo + i] = dot(qv, keys + i * KV, hd) * scale }
                                 pos += n
-                                b += 1
                             }
-                            softmaxInPlace(scores, len)
-                            // out = Σ scores[t] · V[t]
+                            softmaxInPlace(scores, len - lo)
+                            // out = Σ scores[t - lo] · V[t]
                             let out = att + row * Q + h * hd
                             out.update(repeating: 0, count: hd)
-                            pos = 0
-                            b = 0
+                            pos = lo
                             while pos < len {
-                                let values = kv.block(table[b]) + vOff + kvh * hd
-                                let n = min(bt, len - pos)
-                                for i in 0..<n { axpy(scores[pos + i], values + i * KV, out, hd) }
+                                let off = pos % bt
+                                let values = kv.block(table[pos / bt]) + vOff + kvh * hd + off * KV
+                                let n = min(bt - off, len - pos)
+                                for i in 0..<n { axpy(scores[pos - lo + i], values + i * KV, out, hd) }
                                 pos += n
-                                b += 1
                             }
                         }
                     }
@@ -79,7 +82,7 @@ extension Transformer {
 
     /// Prefill-shaped sequence: gather its K/V `[ctx][KV]`, then per (head, query tile)
     /// S = Q·Kᵀ, causal softmax, O = S·V through GEMM.
-    func gatheredAttention(_ s: SequenceSlice, layer: Int, kv: KVCacheView) {
+    func gatheredAttention(_ s: SequenceSlice, layer: Int, kv: KVCacheView, window: Int) {
         let c = configuration, layout = kvLayout
         let hd = c.headDim, Q = c.qDim, KV = c.kvDim, S = Q + 2 * KV, bt = layout.blockTokens
         let group = c.headCount / c.kvHeadCount
@@ -106,7 +109,7 @@ extension Transformer {
         let tile = min(Workspace.attentionTile, max(8, (n + wantTiles - 1) / wantTiles))
         let tiles = (n + tile - 1) / tile
         let items = c.kvHeadCount * tiles
-        let scale = 1 / Float(hd).squareRoot()
+        let scale = attentionScale
         let qkv = ws.qkv, att = ws.att, scoresFor = ws.scores, stackFor = ws.headStack
         let first = s.tokens.lowerBound, p0 = s.startPosition
         pool.run { t in
@@ -119,24 +122,29 @@ extension Transformer {
                 let kvh = item / tiles, r0 = (item % tiles) * tile
                 let rows = min(tile, n - r0)
                 let m = group * rows
-                let width = p0 + r0 + rows  // keys visible to the last row of the tile
+                // Keys from `start` (the first row's window start) to those the last row sees.
+                let start = window > 0 ? max(0, p0 + r0 + 1 - window) : 0
+                let width = p0 + r0 + rows - start
                 for g in 0..<group {
                     let h = kvh * group + g
                     for i in 0..<rows {
                         (qs + (g * rows + i) * hd).update(from: qkv + (first + r0 + i) * S + h * hd, count: hd)
                     }
                 }
-                // scores[m][width] = scale · qs · K[0..<width][kvh]ᵀ
+                // scores[m][width] = scale · qs · K[start..<start + width][kvh]ᵀ
                 BLAS.sgemm(transB: true, m: m, n: width, k: hd, alpha: scale, a: qs, lda: hd,
-                           b: gK + kvh * hd, ldb: KV, c: scores, ldc: width)
+                           b: gK + start * KV + kvh * hd, ldb: KV, c: scores, ldc: width)
                 for r in 0..<m {
-                    let valid = p0 + r0 + r % rows + 1
+                    let query = p0 + r0 + r % rows
+                    let valid = query + 1 - start
+                    let lead = window > 0 ? max(0, query + 1 - window) - start : 0
                     let row = scores + r * width
-                    softmaxInPlace(row, valid)
+                    if lead > 0 { row.update(repeating: 0, count: lead) }
+                    softmaxInPlace(row + lead, valid - lead)
                     if valid < width { (row + valid).update(repeating: 0, count: width - valid) }
                 }
-                // qs[m][hd] = scores · V[0..<width][kvh], then back to each head's columns of att
-                BLAS.sgemm(m: m, n: hd, k: width, a: scores, lda: width, b: gV + kvh * hd, ldb: KV, c: qs, ldc: hd)
+                // qs[m][hd] = scores · V[start..<start + width][kvh], then back to each head's columns of att
+                BLAS.sgemm(m: m, n: hd, k: width, a: scores, lda: width, b: gV + start * KV + kvh * hd, ldb: KV, c: qs, ldc: hd)
                 for g in 0..<group {
                     let h = kvh * group + g
                     for i in 0..<rows {

@@ -12,6 +12,8 @@ public enum ModelError: Error, CustomStringConvertible, Equatable {
     case batchTooLarge(tokens: Int, capacity: Int)
     case contextOverflow(position: Int, contextLength: Int)
     case invalidToken(Int32, vocabularySize: Int)
+    /// `rope.scaling.type` names a scheme the engine does not compute (YaRN, LongRoPE, ...).
+    case unsupportedRoPEScaling(String)
 
     public var description: String {
         switch self {
@@ -28,6 +30,8 @@ public enum ModelError: Error, CustomStringConvertible, Equatable {
         case let .contextOverflow(position, contextLength):
             "position \(position) exceeds the context length \(contextLength)"
         case let .invalidToken(id, vocab): "token id \(id) is outside the vocabulary (0..<\(vocab))"
+        case let .unsupportedRoPEScaling(type):
+            "unsupported RoPE scaling '\(type)' (supported: none, linear, llama3 and rope_freqs factors)"
         }
     }
 }

@@ -10,7 +10,9 @@ final class RoPETable: @unchecked Sendable {
     let cos: UnsafeMutablePointer<Float>
     let sin: UnsafeMutablePointer<Float>
 
-    init(headDim: Int, positions: Int, base: Float, style: RoPEStyle) {
+    /// Angles `position · inverseFrequencies[i]` for every position below `positions`.
+    init(headDim: Int, positions: Int, inverseFrequencies: [Double], style: RoPEStyle) {
+        precondition(inverseFrequencies.count == headDim / 2)
         self.headDim = headDim
         self.positions = positions
         self.style = style
@@ -19,13 +21,20 @@ final class RoPETable: @unchecked Sendable {
         sin = .allocate(capacity: positions * half)
         // Angles in double precision: at position 8K an fp32 angle is already off by ~1e-3 rad.
         for i in 0..<half {
-            let invFreq = Foundation.pow(Double(base), -2.0 * Double(i) / Double(headDim))
+            let invFreq = inverseFrequencies[i]
             for p in 0..<positions {
                 let a = Double(p) * invFreq
                 cos[p * half + i] = Float(Foundation.cos(a))
                 sin[p * half + i] = Float(Foundation.sin(a))
             }
         }
+    }
+
+    /// The table of a configuration: its base, head size, style and scaling.
+    convenience init(configuration c: TransformerConfiguration, positions: Int) {
+        self.init(headDim: c.headDim, positions: positions,
+                  inverseFrequencies: c.ropeScaling.inverseFrequencies(base: Double(c.ropeBase), headDim: c.headDim),
+                  style: c.ropeStyle)
     }
 
     deinit {

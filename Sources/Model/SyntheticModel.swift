@@ -17,11 +17,25 @@ public enum SyntheticModel {
         public var weightType: GGMLType = .q4_1
         public var tiedEmbedding = true
         public var seed: UInt64 = 42
+        /// `tokenizer.chat_template` (nil: none); the default is a plain ChatML template.
+        public var chatTemplate: String? = SyntheticModel.chatMLTemplate
+        /// Control tokens appended after the rest of the vocabulary (e.g. another chat format's).
+        public var extraSpecialTokens: [String] = []
+        /// `<arch>.`-prefixed metadata added to the file (e.g. `rope.scaling.type`).
+        public var extraMetadata: [String: GGUFValue] = [:]
+        /// Written as the `rope_freqs.weight` tensor (`[headDim / 2]` F32) when set.
+        public var ropeFrequencyFactors: [Float]?
+        /// Gemma 3 only: `attention.sliding_window` (its layers' norms and q/k norms are written too).
+        public var slidingWindow = 8
+        /// Format of `attn_v` and `ffn_down` when it should differ from `weightType` (K-quant mixes).
+        public var mixedType: GGMLType?
         public init() {}
     }
 
     /// Byte-level vocabulary: the 256 byte tokens, a few merges, and ChatML special tokens.
     public static let specialTokens = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
+    public static let chatMLTemplate =
+        "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n'}}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
     static let merges = ["Ġ t", "Ġ a", "h e", "i n", "r e", "o n", "Ġt he", "e r", "Ġ s", "a t"]
 
     /// GPT-2's printable stand-ins for bytes.
@@ -43,8 +57,10 @@ public enum SyntheticModel {
                      "SyntheticModel: \(shape.weightType) rows need hidden and intermediate sizes that are multiples of \(shape.weightType.blockSize)")
         var rng = SplitMix64(seed: shape.seed)
         let tokens = specialTokens + byteTokens() + merges.map { $0.replacingOccurrences(of: " ", with: "") }
+            + shape.extraSpecialTokens
         var types = [Int](repeating: 1, count: tokens.count)
         for i in specialTokens.indices { types[i] = 3 }
+        for i in tokens.count - shape.extraSpecialTokens.count..<tokens.count { types[i] = 3 }
         let vocab = tokens.count
         let headDim = shape.hidden / shape.heads
         let a = shape.architecture + "."
@@ -60,6 +76,12 @@ public enum SyntheticModel {
         w.set(a + "rope.freq_base", .float32(10_000))
         w.set(a + "attention.layer_norm_rms_epsilon", .float32(1e-5))
         w.set(a + "rope.dimension_count", .uint32(UInt32(headDim)))
+        let gemma = shape.architecture == "gemma3"
+        if gemma {
+            w.set(a + "attention.key_length", .uint32(UInt32(headDim)))
+            w.set(a + "attention.value_length", .uint32(UInt32(headDim)))
+            w.set(a + "attention.sliding_window", .uint32(UInt32(shape.slidingWindow)))
+        }
         w.set("tokenizer.ggml.model", .string("gpt2"))
         w.set("tokenizer.ggml.pre", .string("smollm"))
         w.set("tokenizer.ggml.tokens", .array(tokens.map { .string($0) }))
@@ -68,8 +90,9 @@ public enum SyntheticModel {
         w.set("tokenizer.ggml.bos_token_id", .uint32(1))
         w.set("tokenizer.ggml.eos_token_id", .uint32(2))
         w.set("tokenizer.ggml.add_bos_token", .bool(false))
-        w.set("tokenizer.chat_template", .string(
-            "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n'}}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"))
+        if let template = shape.chatTemplate { w.set("tokenizer.chat_template", .string(template)) }
+        for (key, value) in shape.extraMetadata.sorted(by: { $0.key < $1.key }) { w.set(a + key, value) }
+        if let factors = shape.ropeFrequencyFactors { w.addTensor(name: "rope_freqs.weight", dimensions: [factors.count], floats: factors) }
 
         func random(_ n: Int, scale: Float) -> [Float] { (0..<n).map { _ in rng.uniform() * 2 * scale - scale } }
         func matrix(_ name: String, rows: Int, cols: Int, type: GGMLType) {
@@ -89,11 +112,17 @@ public enum SyntheticModel {
             norm(p + "ffn_norm.weight", shape.hidden)
             matrix(p + "attn_q.weight", rows: q, cols: shape.hidden, type: shape.weightType)
             matrix(p + "attn_k.weight", rows: kv, cols: shape.hidden, type: shape.weightType)
-            matrix(p + "attn_v.weight", rows: kv, cols: shape.hidden, type: shape.weightType)
+            matrix(p + "attn_v.weight", rows: kv, cols: shape.hidden, type: shape.mixedType ?? shape.weightType)
             matrix(p + "attn_output.weight", rows: shape.hidden, cols: q, type: shape.weightType)
             matrix(p + "ffn_gate.weight", rows: shape.intermediate, cols: shape.hidden, type: shape.weightType)
             matrix(p + "ffn_up.weight", rows: shape.intermediate, cols: shape.hidden, type: shape.weightType)
-            matrix(p + "ffn_down.weight", rows: shape.hidden, cols: shape.intermediate, type: shape.weightType)
+            matrix(p + "ffn_down.weight", rows: shape.hidden, cols: shape.intermediate, type: shape.mixedType ?? shape.weightType)
+            if gemma {
+                norm(p + "post_attention_norm.weight", shape.hidden)
+                norm(p + "post_ffw_norm.weight", shape.hidden)
+                norm(p + "attn_q_norm.weight", headDim)
+                norm(p + "attn_k_norm.weight", headDim)
+            }
             if shape.architecture == "qwen2" {
                 for (name, n) in [("attn_q.bias", q), ("attn_k.bias", kv), ("attn_v.bias", kv)] {
                     w.addTensor(name: p + name, dimensions: [n], floats: random(n, scale: 0.5))

@@ -20,7 +20,9 @@ public struct ModelOptions: Sendable {
     public init() {}
 }
 
-/// A decoder-only transformer (Llama family) running batched, paged-KV forward steps.
+/// A decoder-only transformer running batched, paged-KV forward steps: embedding, the
+/// architecture's blocks (`DecoderBlock`, one file per family in `Architectures/`), final norm
+/// and output head. The blocks share this type's kernels, attention and scratch.
 ///
 /// One instance is driven by one thread at a time: `forward` reuses preallocated scratch.
 public final class Transformer: @unchecked Sendable {
@@ -31,6 +33,8 @@ public final class Transformer: @unchecked Sendable {
     public let options: ModelOptions
     public let maxContext: Int
     let rope: RoPETable
+    /// The sliding-window layers' table, when their base differs (Gemma 3); else nil.
+    let localRope: RoPETable?
     let ws: Workspace
 
     /// Loads a GGUF model of any registered architecture.
@@ -52,8 +56,14 @@ public final class Transformer: @unchecked Sendable {
         self.pool = pool
         maxContext = min(options.maxContext, configuration.contextLength)
         kvLayout = KVCacheLayout(layerCount: configuration.layerCount, kvDim: configuration.kvDim, blockTokens: blockTokens)
-        rope = RoPETable(headDim: configuration.headDim, positions: maxContext, base: configuration.ropeBase,
-                         style: configuration.ropeStyle)
+        rope = RoPETable(configuration: configuration, positions: maxContext)
+        if let base = configuration.localRopeBase {
+            localRope = RoPETable(headDim: configuration.headDim, positions: maxContext,
+                                  inverseFrequencies: RoPEScaling.none.inverseFrequencies(base: Double(base), headDim: configuration.headDim),
+                                  style: configuration.ropeStyle)
+        } else {
+            localRope = nil
+        }
         ws = Workspace(configuration: configuration, maxTokens: options.maxBatchTokens,
                        maxLogitRows: options.maxLogitRows, maxContext: maxContext, threads: pool.threadCount)
     }
@@ -84,8 +94,8 @@ public final class Transformer: @unchecked Sendable {
         try validate(batch, kv: kv)
         let c = configuration
         let T = batch.tokens.count
-        let D = c.hiddenSize, F = c.intermediateSize
-        let x = ws.x, xn = ws.xn, qkv = ws.qkv, att = ws.att, gateUp = ws.gateUp, hidden = ws.hidden
+        let D = c.hiddenSize
+        let x = ws.x
 
         // x[T][D] = embedding rows
         batch.tokens.withUnsafeBufferPointer { toks in
@@ -94,27 +104,9 @@ public final class Transformer: @unchecked Sendable {
                 for i in rows { dequantize(emb.format, emb.row(Int(toks[i])), x + i * D, count: D) }
             }
         }
+        if let scale = c.embeddingScale { scaleInPlace(x, scale, T * D) }
 
-        for (l, w) in weights.layers.enumerated() {
-            // xn[T][D] = rmsnorm(x)
-            normRows(x, w.attentionNorm, xn, T)
-            // qkv[T][Q + 2·KV]
-            linear(xn, T, w.qkv, qkv)
-            rotateAndStore(batch, layer: l, kv: kv)
-            attention(batch, layer: l, kv: kv)
-            // x += att · Woᵀ
-            linear(att, T, w.o, xn)
-            addRows(x, xn, T * D)
-            normRows(x, w.ffnNorm, xn, T)
-            // gateUp[T][2F] = xn · [Wg; Wu]ᵀ, hidden[T][F] = silu(gate) * up
-            linear(xn, T, w.gateUp, gateUp)
-            parallelRows(T) { rows in
-                for i in rows { siluMul(gateUp + i * 2 * F, gateUp + i * 2 * F + F, out: hidden + i * F, F) }
-            }
-            // x += hidden · Wdᵀ
-            linear(hidden, T, w.down, xn)
-            addRows(x, xn, T * D)
-        }
+        for (l, block) in weights.blocks.enumerated() { block.forward(self, batch, kv, layer: l) }
 
         // logitInput[R][D] = rmsnorm(x[last token of each sequence wanting logits])
         var r = 0
@@ -132,16 +124,28 @@ public final class Transformer: @unchecked Sendable {
     /// out[n][w.rows] = input[n][w.cols] · Wᵀ (+ bias). GEMM over the fp32 copy from
     /// `denseMinRows` rows on, else the quantized kernel (one pass over the packed weights).
     @inline(__always)
-    func linear(_ input: UnsafePointer<Float>, _ n: Int, _ w: Linear, _ out: UnsafeMutablePointer<Float>) {
-        let rows = w.rows, cols = w.cols
+    func linear(_ input: UnsafePointer<Float>, _ n: Int, _ w: Linear, _ out: UnsafeMutablePointer<Float>,
+                outStride: Int? = nil) {
+        let rows = w.rows, cols = w.cols, ldo = outStride ?? rows
         if n >= options.denseMinRows, let dense = w.dense {
             parallelSgemm(pool: pool, transB: true, m: n, n: rows, k: cols, a: input, lda: cols, b: dense, ldb: cols,
-                          c: out, ldc: rows)
+                          c: out, ldc: ldo)
         } else {
-            quantizedMatMul(w.quantized, x: input, xStride: cols, batch: n, y: out, yStride: rows, pool: pool)
+            quantizedMatMul(w.quantized, x: input, xStride: cols, batch: n, y: out, yStride: ldo, pool: pool)
         }
         if let bias = w.bias {
-            for i in 0..<n { addInPlace(out + i * rows, bias, rows) }
+            for i in 0..<n { addInPlace(out + i * ldo, bias, rows) }
+        }
+    }
+
+    /// out[n][g.rows] = the group's projections of input, each part into its columns.
+    @inline(__always)
+    func linear(_ input: UnsafePointer<Float>, _ n: Int, _ g: ProjectionGroup, _ out: UnsafeMutablePointer<Float>) {
+        if g.parts.count == 1 { linear(input, n, g.parts[0], out); return }
+        var offset = 0
+        for part in g.parts {
+            linear(input, n, part, out + offset, outStride: g.rows)
+            offset += part.rows
         }
     }
 
@@ -175,8 +179,10 @@ public final class Transformer: @unchecked Sendable {
         }
     }
 
-    /// Applies RoPE to the new tokens' q and k and writes their k, v into the KV blocks.
-    func rotateAndStore(_ batch: ForwardBatch, layer: Int, kv: KVCacheView) {
+    /// Applies RoPE (the global table, or `local`) to the new tokens' q and k and writes their
+    /// k, v into the KV blocks.
+    func rotateAndStore(_ batch: ForwardBatch, layer: Int, kv: KVCacheView, local: Bool = false) {
+        let rope = local ? (localRope ?? self.rope) : self.rope
         let c = configuration, layout = kvLayout
         let Q = c.qDim, KV = c.kvDim, S = Q + 2 * KV, bt = layout.blockTokens
         let qkv = ws.qkv

@@ -23,6 +23,24 @@ public struct TransformerConfiguration: Sendable, Equatable {
     public var contextLength: Int
     public var ropeBase: Float
     public var ropeStyle: RoPEStyle
+    /// Context extension applied to the RoPE angles (none unless the file asks).
+    public var ropeScaling: RoPEScaling = .none
+    /// Keys a sliding-window layer attends to, the query's own included (0: every layer is global).
+    public var slidingWindow: Int = 0
+    /// Every `slidingWindowPattern`-th layer (index `k·pattern - 1`) is global, the rest slide.
+    public var slidingWindowPattern: Int = 0
+    /// RoPE base of the sliding-window layers (unscaled), when it differs from `ropeBase`.
+    public var localRopeBase: Float?
+    /// Attention logits' scale; nil means 1/√headDim.
+    public var attentionScale: Float?
+    /// The embedding rows are multiplied by this (Gemma: √hidden); nil means 1.
+    public var embeddingScale: Float?
+
+    /// Whether `layer` attends through the sliding window.
+    @inline(__always)
+    public func isSlidingWindowLayer(_ layer: Int) -> Bool {
+        slidingWindow > 0 && (slidingWindowPattern == 0 || layer % slidingWindowPattern < slidingWindowPattern - 1)
+    }
     public var rmsNormEpsilon: Float
     /// Q, K and V projections carry biases (Qwen2).
     public var attentionBias: Bool
@@ -65,5 +83,12 @@ public struct TransformerConfiguration: Sendable, Equatable {
         try need(vocabularySize > 0, "vocabulary size \(vocabularySize)")
         try need(contextLength > 0, "context length \(contextLength)")
         try need(ropeBase > 0 && rmsNormEpsilon > 0, "rope base \(ropeBase) / rms epsilon \(rmsNormEpsilon)")
+        try need(ropeScaling.linearFactor.isFinite && ropeScaling.linearFactor > 0, "rope scaling factor \(ropeScaling.linearFactor)")
+        try need(slidingWindow >= 0 && slidingWindowPattern >= 0, "sliding window \(slidingWindow) / pattern \(slidingWindowPattern)")
+        try need((localRopeBase ?? 1) > 0 && (attentionScale ?? 1) > 0 && (embeddingScale ?? 1) > 0,
+                 "local rope base / attention scale / embedding scale must be positive")
+        if let factors = ropeScaling.frequencyFactors {
+            try need(factors.count == headDim / 2, "\(factors.count) rope frequency factors for head dimension \(headDim)")
+        }
     }
 }

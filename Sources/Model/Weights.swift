@@ -69,31 +69,24 @@ public final class Linear: @unchecked Sendable {
     public var quantizedBytes: Int { quantized.rows * quantized.rowBytes }
 }
 
-/// One transformer block's weights.
-public final class LayerWeights: @unchecked Sendable {
-    /// `[hidden]` each.
-    public let attentionNorm: UnsafeMutablePointer<Float>
-    public let ffnNorm: UnsafeMutablePointer<Float>
-    /// Q, K and V stacked: `[Q + 2·KV][hidden]`.
-    public let qkv: Linear
-    public let o: Linear
-    /// Gate and up stacked: `[2·FFN][hidden]`.
-    public let gateUp: Linear
-    public let down: Linear
+/// Projections of one input whose outputs lie side by side in each output row (Q, K, V; gate,
+/// up): usually one stacked `Linear`, else the parts in order.
+public final class ProjectionGroup: Sendable {
+    public let parts: [Linear]
+    /// Output width: the parts' rows summed.
+    public let rows: Int
 
-    init(attentionNorm: [Float], ffnNorm: [Float], qkv: Linear, o: Linear, gateUp: Linear, down: Linear) {
-        self.attentionNorm = .allocate(capacity: attentionNorm.count)
-        self.attentionNorm.initialize(from: attentionNorm, count: attentionNorm.count)
-        self.ffnNorm = .allocate(capacity: ffnNorm.count)
-        self.ffnNorm.initialize(from: ffnNorm, count: ffnNorm.count)
-        self.qkv = qkv; self.o = o
-        self.gateUp = gateUp; self.down = down
+    init(_ parts: [Linear]) {
+        self.parts = parts
+        rows = parts.reduce(0) { $0 + $1.rows }
     }
+}
 
-    deinit {
-        attentionNorm.deallocate()
-        ffnNorm.deallocate()
-    }
+/// A heap copy of `values` (norm weights): the block that holds it deallocates it.
+func heapCopy(_ values: [Float]) -> UnsafeMutablePointer<Float> {
+    let p = UnsafeMutablePointer<Float>.allocate(capacity: max(values.count, 1))
+    p.initialize(from: values, count: values.count)
+    return p
 }
 
 /// All weights of a decoder-only transformer, viewed from a GGUF file that it keeps open.
@@ -104,7 +97,8 @@ public final class TransformerWeights: @unchecked Sendable {
     public let outputNorm: UnsafeMutablePointer<Float>
     /// The output head (`[vocab][hidden]`): the embedding itself when tied.
     public let output: Linear
-    public let layers: [LayerWeights]
+    /// One per layer, built by the file's architecture.
+    public let blocks: [any DecoderBlock]
 
     public init(file: GGUFFile, configuration c: TransformerConfiguration, denseCopies: Bool, pool: ThreadPool) throws(ModelError) {
         self.file = file
@@ -118,42 +112,28 @@ public final class TransformerWeights: @unchecked Sendable {
         } else {
             output = try loader.linear("output.weight", rows: c.vocabularySize, cols: c.hiddenSize)
         }
-        var layers: [LayerWeights] = []
-        for i in 0..<c.layerCount {
-            let p = "blk.\(i)."
-            let qkvParts = [("attn_q", c.qDim), ("attn_k", c.kvDim), ("attn_v", c.kvDim)]
-            layers.append(LayerWeights(
-                attentionNorm: try loader.vector(p + "attn_norm.weight", count: c.hiddenSize),
-                ffnNorm: try loader.vector(p + "ffn_norm.weight", count: c.hiddenSize),
-                qkv: try loader.stacked(qkvParts.map { (p + $0.0 + ".weight", $0.1) }, cols: c.hiddenSize,
-                                        biases: c.attentionBias ? qkvParts.map { p + $0.0 + ".bias" } : nil),
-                o: try loader.linear(p + "attn_output.weight", rows: c.hiddenSize, cols: c.qDim),
-                gateUp: try loader.stacked([(p + "ffn_gate.weight", c.intermediateSize), (p + "ffn_up.weight", c.intermediateSize)],
-                                           cols: c.hiddenSize, biases: nil),
-                down: try loader.linear(p + "ffn_down.weight", rows: c.hiddenSize, cols: c.intermediateSize)))
-        }
-        self.layers = layers
+        blocks = try ModelRegistry.require(c.architecture).blocks(loader, c)
     }
 
     deinit { outputNorm.deallocate() }
 
     /// Bytes of quantized weights one decode step reads (all projections and the output head).
     public var decodeBytesPerStep: Int {
-        output.quantizedBytes + layers.reduce(0) { sum, l in
-            sum + [l.qkv, l.o, l.gateUp, l.down].reduce(0) { $0 + $1.quantizedBytes }
+        output.quantizedBytes + blocks.reduce(0) { sum, b in
+            sum + b.projections.reduce(0) { $0 + $1.quantizedBytes }
         }
     }
 
     /// Multiply-adds per token in the projections, excluding the output head (prefill FLOPs / 2).
     public var projectionMACsPerToken: Int {
-        layers.reduce(0) { sum, l in
-            sum + [l.qkv, l.o, l.gateUp, l.down].reduce(0) { $0 + $1.rows * $1.cols }
+        blocks.reduce(0) { sum, b in
+            sum + b.projections.reduce(0) { $0 + $1.rows * $1.cols }
         }
     }
 }
 
-/// Looks tensors up by name and checks their shape and type.
-struct TensorLoader {
+/// Looks tensors up by name and checks their shape and type (what architectures load blocks with).
+public struct TensorLoader {
     let file: GGUFFile
     let pool: ThreadPool
     let dense: Bool
@@ -203,21 +183,21 @@ struct TensorLoader {
         return Linear(quantized: m, makeDense: dense, bias: b, pool: pool)
     }
 
-    /// Projections with the same input stacked into one (all in the same format).
-    func stacked(_ parts: [(name: String, rows: Int)], cols: Int, biases: [String]?) throws(ModelError) -> Linear {
+    /// Projections of the same input whose outputs lie side by side in each output row: one
+    /// stacked matrix when they share a format, else each part on its own (K-quant mixes put
+    /// `attn_v` or `ffn_down` in another format than their neighbours).
+    func stacked(_ parts: [(name: String, rows: Int)], cols: Int, biases: [String]?) throws(ModelError) -> ProjectionGroup {
         var matrices: [QuantizedMatrix] = []
         for part in parts { matrices.append(try matrix(part.name, rows: part.rows, cols: cols)) }
-        if let first = matrices.first, let odd = matrices.first(where: { $0.format != first.format }) {
-            throw .unsupportedTensorType(name: parts[matrices.firstIndex { $0.format == odd.format }!].name,
-                                         type: "\(odd.format) mixed with \(first.format) in one stacked projection")
-        }
-        var bias: [Float]?
+        var partBiases: [[Float]?] = parts.map { _ in nil }
         if let biases {
-            var all: [Float] = []
-            for (name, part) in zip(biases, parts) { all += try vector(name, count: part.rows) }
-            bias = all
+            for (k, (name, part)) in zip(biases, parts).enumerated() { partBiases[k] = try vector(name, count: part.rows) }
         }
-        return Linear(stacking: matrices, makeDense: dense, bias: bias, pool: pool)
+        if let first = matrices.first, matrices.allSatisfy({ $0.format == first.format }) {
+            let bias: [Float]? = biases == nil ? nil : partBiases.flatMap { $0! }
+            return ProjectionGroup([Linear(stacking: matrices, makeDense: dense, bias: bias, pool: pool)])
+        }
+        return ProjectionGroup(zip(matrices, partBiases).map { Linear(quantized: $0, makeDense: dense, bias: $1, pool: pool) })
     }
 
     /// A 1-D tensor as floats (norm weights, biases).

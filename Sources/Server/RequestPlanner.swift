@@ -93,7 +93,11 @@ struct RequestPlanner: Sendable {
             }
             messages.append(ChatMessage(role: role, content: m.content))
         }
-        let tokens = tokenizer.encode(chatTemplate.render(messages, addGenerationPrompt: true))
+        if let why = chatTemplate.unavailableReason {
+            throw .invalidRequest(message: "This model cannot serve chat completions: \(why).", param: "messages",
+                                  code: "chat_template_unavailable")
+        }
+        let tokens = chatTemplate.encode(messages, with: tokenizer, addGenerationPrompt: true)
         let stopTokens = request.common.ignoreEOS ? [] : chatTemplate.stopTokens
         let maxTokens = request.maxCompletionTokens ?? request.common.maxTokens
         let param = request.maxCompletionTokens != nil ? "max_completion_tokens" : "max_tokens"

@@ -27,7 +27,7 @@ public struct ServedModel: Sendable {
     /// - Parameter maxContext: a limit below the file's own context length, if any.
     public init(file: GGUFFile, name: String, maxContext: Int? = nil) throws {
         let tokenizer = try BPETokenizer(gguf: file)
-        let template = try ChatTemplate(gguf: file.metadata["tokenizer.chat_template"]?.string, tokenizer: tokenizer)
+        let template = ChatTemplate(gguf: file.metadata["tokenizer.chat_template"]?.string, tokenizer: tokenizer)
         let arch = file.metadata["general.architecture"]?.string ?? ""
         let trained = file.metadata["\(arch).context_length"]?.int ?? 2048
         self.init(name: name, tokenizer: tokenizer, chatTemplate: template,

@@ -8,7 +8,8 @@ enum TokenType: UInt8, Sendable {
     }
 }
 
-/// Byte-level BPE tokenizer (GPT-2 family: SmolLM, Llama 3, Qwen2), thread-safe and shareable.
+/// BPE tokenizer, thread-safe and shareable: byte-level (GPT-2 family: SmolLM, Llama 3, Qwen2),
+/// or SentencePiece-style with scores and byte fallback (`SentencePieceModel`: Gemma, Llama 2).
 public final class BPETokenizer: Sendable {
     /// Beginning-of-sequence token, if the vocabulary has one.
     public let bosID: Int32?
@@ -32,6 +33,8 @@ public final class BPETokenizer: Sendable {
     private let tokenByteOffsets: [Int32]
     private let specials: SpecialTokenMatcher
     private let cache = WordCache()
+    /// Set for SentencePiece vocabularies: encoding merges by score instead of by merge rules.
+    private let sentencePiece: SentencePieceModel?
 
     /// Number of tokens in the vocabulary.
     public var vocabularySize: Int { tokens.count }
@@ -45,8 +48,10 @@ public final class BPETokenizer: Sendable {
     ///   - bosID: Beginning-of-sequence id, if any.
     ///   - eosID: End-of-sequence id, if any.
     ///   - addBOS: Whether `encode` prepends `bosID` by default.
+    ///   - sentencePiece: For a SentencePiece vocabulary (tokens spelled with `▁`, `<0xNN>` byte
+    ///     tokens, no merges): its scores.
     public init(tokens: [String], merges: [String], tokenTypes: [Int], preTokenizer: PreTokenizer,
-                bosID: Int?, eosID: Int?, addBOS: Bool) throws(TokenizerError) {
+                bosID: Int?, eosID: Int?, addBOS: Bool, sentencePiece: SentencePieceModel? = nil) throws(TokenizerError) {
         guard !tokens.isEmpty else { throw .emptyVocabulary }
         guard tokenTypes.isEmpty || tokenTypes.count == tokens.count else {
             throw .tokenTypeCountMismatch(tokens: tokens.count, types: tokenTypes.count)
@@ -62,6 +67,10 @@ public final class BPETokenizer: Sendable {
         self.bosID = bosID.map(Int32.init)
         self.eosID = eosID.map(Int32.init)
         self.addsBOS = addBOS
+        if let sentencePiece, sentencePiece.scores.count != tokens.count {
+            throw .tokenTypeCountMismatch(tokens: tokens.count, types: sentencePiece.scores.count)
+        }
+        self.sentencePiece = sentencePiece
 
         var vocabulary = [String: Int32](minimumCapacity: tokens.count)
         for (id, token) in tokens.enumerated() { vocabulary[token] = Int32(id) }
@@ -80,13 +89,15 @@ public final class BPETokenizer: Sendable {
         }
         self.merges = table
 
-        self.byteTokens = (0..<256).map { byte in vocabulary[ByteLevel.encode([UInt8(byte)])] ?? -1 }
+        self.byteTokens = sentencePiece == nil
+            ? (0..<256).map { byte in vocabulary[ByteLevel.encode([UInt8(byte)])] ?? -1 }
+            : (0..<256).map { byte in vocabulary["<0x" + Self.hex(UInt8(byte)) + ">"] ?? -1 }
 
         var storage: [UInt8] = []
         var offsets: [Int32] = [0]
         offsets.reserveCapacity(tokens.count + 1)
         for (id, token) in tokens.enumerated() {
-            storage.append(contentsOf: Self.bytes(of: token, type: self.types[id]))
+            storage.append(contentsOf: Self.bytes(of: token, type: self.types[id], sentencePiece: sentencePiece != nil))
             offsets.append(Int32(storage.count))
         }
         self.tokenByteStorage = storage
@@ -102,7 +113,8 @@ public final class BPETokenizer: Sendable {
 
     /// Raw bytes a token stands for. Control and user-defined tokens are stored as plain text,
     /// `<0xNN>` byte tokens as the byte, everything else in byte-level spelling.
-    private static func bytes(of token: String, type: TokenType) -> [UInt8] {
+    /// SentencePiece tokens are UTF-8 text with `▁` for a space.
+    private static func bytes(of token: String, type: TokenType, sentencePiece: Bool) -> [UInt8] {
         switch type {
         case .control, .userDefined:
             return Array(token.utf8)
@@ -110,10 +122,15 @@ public final class BPETokenizer: Sendable {
             if token.hasPrefix("<0x"), token.hasSuffix(">"), let byte = UInt8(token.dropFirst(3).dropLast(), radix: 16) {
                 return [byte]
             }
-            return ByteLevel.decode(token)
+            return sentencePiece ? Array(token.utf8) : ByteLevel.decode(token)
         default:
-            return ByteLevel.decode(token)
+            return sentencePiece ? Array(token.replacing("\u{2581}", with: " ").utf8) : ByteLevel.decode(token)
         }
+    }
+
+    private static func hex(_ byte: UInt8) -> String {
+        let digits = Array("0123456789ABCDEF")
+        return String([digits[Int(byte >> 4)], digits[Int(byte & 15)]])
     }
 
     // MARK: Lookup
@@ -181,6 +198,11 @@ public final class BPETokenizer: Sendable {
     private func encodeSegment(_ utf8: UnsafeBufferPointer<UInt8>, _ range: Range<Int>,
                                _ scalars: inout ScalarText, into out: inout [Int32]) {
         guard !range.isEmpty else { return }
+        if let sentencePiece {
+            sentencePiece.encode(UnsafeBufferPointer(rebasing: utf8[range]), first: range.lowerBound == 0,
+                                 lookup: { vocabulary[String(decoding: $0, as: UTF8.self)] }, byteTokens: byteTokens, into: &out)
+            return
+        }
         scalars.load(utf8, range)
         preTokenizer.split(scalars) { lo, hi in
             let word = UnsafeBufferPointer(rebasing: utf8[Int(scalars.offsets[lo])..<Int(scalars.offsets[hi])])

@@ -14,8 +14,6 @@ public enum TokenizerError: Error, Sendable, Equatable, CustomStringConvertible 
     case unknownPreTokenizer(String)
     /// Required GGUF metadata is absent or has the wrong type.
     case missingMetadata(String)
-    /// The chat template is not one this module can render.
-    case unsupportedChatTemplate(String)
     /// The chat format needs a token the vocabulary lacks.
     case missingChatToken(String)
 
@@ -30,13 +28,11 @@ public enum TokenizerError: Error, Sendable, Equatable, CustomStringConvertible 
         case let .specialTokenOutOfRange(name, id):
             return "special token \(name) id \(id) is outside the vocabulary"
         case let .unsupportedModel(name):
-            return "unsupported tokenizer model \(name.debugDescription) (only byte-level BPE \"gpt2\" is implemented)"
+            return "unsupported tokenizer model \(name.debugDescription) (implemented: byte-level BPE \"gpt2\", SentencePiece-style BPE \"llama\")"
         case let .unknownPreTokenizer(name):
             return "unknown pre-tokenizer \(name.debugDescription) (supported: \(PreTokenizer.supportedNames.joined(separator: ", ")))"
         case let .missingMetadata(key):
             return "GGUF metadata \(key) is missing or has the wrong type"
-        case let .unsupportedChatTemplate(excerpt):
-            return "unsupported chat template (only ChatML is implemented): \(excerpt.debugDescription)"
         case let .missingChatToken(token):
             return "chat template needs token \(token) which is not in the vocabulary"
         }

@@ -134,7 +134,7 @@ struct LoadingTests {
         var shape = SyntheticModel.Shape()
         shape.architecture = "mamba"
         let file = try GGUFFile(bytes: SyntheticModel.gguf(shape))
-        #expect(throws: ModelError.unsupportedArchitecture("mamba", supported: ["llama", "qwen2"])) {
+        #expect(throws: ModelError.unsupportedArchitecture("mamba", supported: ["gemma3", "llama", "qwen2"])) {
             try ModelRegistry.configuration(from: file)
         }
     }

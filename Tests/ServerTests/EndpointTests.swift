@@ -30,6 +30,29 @@ struct EndpointTests {
         }
     }
 
+    @Test("a template the vocabulary cannot render: completions still served, chat refused with 400 saying why")
+    func unusableChatTemplate() async throws {
+        let llama3 = "{% for message in messages %}{{ '<|start_header_id|>' + message['role'] + '<|end_header_id|>\\n\\n' }}{% endfor %}"
+        try await Harness.make(chatTemplate: llama3).withRouter { client in
+            let completion = try await client.post("/v1/completions", #"{"prompt":"Hello","max_tokens":2}"#)
+            #expect(completion.status == .ok, "\(completion.text)")
+            let chat = try await client.post("/v1/chat/completions", #"{"messages":[{"role":"user","content":"hi"}],"max_tokens":2}"#)
+            #expect(chat.status == .badRequest)
+            let error = try #require(chat.json.object("error"))
+            #expect(error.string("code") == "chat_template_unavailable" && error.string("param") == "messages")
+            #expect(error.string("message")?.contains("<|start_header_id|>") == true)
+        }
+    }
+
+    @Test("an unknown chat template falls back to ChatML: chat is served")
+    func unknownChatTemplate() async throws {
+        let odd = "{% for message in messages %}### {{ message['role'] }}: {{ message['content'] }}{% endfor %}"
+        try await Harness.make(chatTemplate: odd).withRouter { client in
+            let chat = try await client.post("/v1/chat/completions", #"{"messages":[{"role":"user","content":"hi"}],"max_tokens":2}"#)
+            #expect(chat.status == .ok, "\(chat.text)")
+        }
+    }
+
     @Test("completions accept an array of one string, token ids, no model field, and ignore unknown fields")
     func promptForms() async throws {
         try await Harness.make().withRouter { client in

@@ -15,7 +15,8 @@ struct Harness {
     let server: MemServeServer
 
     static func make(contextLength: Int = 512, maxContext: Int = 256, blocks: Int = 64, maxBodyBytes: Int = 4 << 20,
-                     prefixCaching: Bool = true, servedModelNames: [String] = [], limits: LoadLimits = LoadLimits()) throws -> Harness {
+                     prefixCaching: Bool = true, servedModelNames: [String] = [], limits: LoadLimits = LoadLimits(),
+                     chatTemplate: String? = SyntheticModel.chatMLTemplate) throws -> Harness {
         // Before the engine: its metrics bind to the backend when it is created.
         let registry = PrometheusBootstrap.registry()
         var options = ModelOptions()
@@ -24,6 +25,7 @@ struct Harness {
         options.maxLogitRows = 16
         var shape = SyntheticModel.Shape()
         shape.contextLength = contextLength
+        shape.chatTemplate = chatTemplate
         let model = try LoadedModel(file: GGUFFile(bytes: SyntheticModel.gguf(shape)), name: "synthetic", options: options, threads: 1)
         var scheduler = SchedulerConfiguration()
         scheduler.prefixCaching = prefixCaching

@@ -9,14 +9,14 @@ import Testing
     static let smolSystem = "You are a helpful AI assistant named SmolLM, trained by Hugging Face"
 
     @Test func extractsDefaultSystemMessage() throws {
-        let template = try ChatTemplate(gguf: smolTemplate, tokenizer: tokenizer)
+        let template = ChatTemplate(gguf: smolTemplate, tokenizer: tokenizer)
         #expect(template.format == .chatML)
         #expect(template.defaultSystemMessage == Self.smolSystem)
         #expect(template.stopTokens == [2])
     }
 
     @Test func matchesJinjaRendering() throws {
-        let template = try ChatTemplate(gguf: smolTemplate, tokenizer: tokenizer)
+        let template = ChatTemplate(gguf: smolTemplate, tokenizer: tokenizer)
         let chats = TokenizerFixture.shared.chats
         #expect(chats.count >= 12)
         for chat in chats {
@@ -25,7 +25,7 @@ import Testing
     }
 
     @Test func explicitTurns() throws {
-        let template = try ChatTemplate(gguf: smolTemplate, tokenizer: tokenizer)
+        let template = ChatTemplate(gguf: smolTemplate, tokenizer: tokenizer)
         let sys = "<|im_start|>system\n\(Self.smolSystem)<|im_end|>\n"
         #expect(template.render([.user("Hi")]) == sys + "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n")
         #expect(template.render([.system("S"), .user("Hi")], addGenerationPrompt: false)
@@ -40,7 +40,7 @@ import Testing
     }
 
     @Test func nilTemplateIsPlainChatML() throws {
-        let template = try ChatTemplate(gguf: nil, tokenizer: tokenizer)
+        let template = ChatTemplate(gguf: nil, tokenizer: tokenizer)
         #expect(template.defaultSystemMessage == nil)
         #expect(template.render([.user("Hi")]) == "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n")
     }
@@ -50,29 +50,35 @@ import Testing
         {%- if messages[0]['role'] == 'system' %}{{- '<|im_start|>system\\n' + messages[0]['content'] + '<|im_end|>\\n' }}\
         {%- else %}{{- '<|im_start|>system\\nYou are Qwen, it\\'s Alibaba\\'s model.<|im_end|>\\n' }}{%- endif %}
         """
-        let template = try ChatTemplate(gguf: qwen, tokenizer: tokenizer)
+        let template = ChatTemplate(gguf: qwen, tokenizer: tokenizer)
         #expect(template.defaultSystemMessage == "You are Qwen, it's Alibaba's model.")
     }
 
     @Test func noDefaultWhenSystemComesFromMessages() throws {
         let plain = "{% for m in messages %}{{'<|im_start|>' + m['role'] + '\\n' + m['content'] + '<|im_end|>\\n'}}{% endfor %}"
-        #expect(try ChatTemplate(gguf: plain, tokenizer: tokenizer).defaultSystemMessage == nil)
+        #expect(ChatTemplate(gguf: plain, tokenizer: tokenizer).defaultSystemMessage == nil)
     }
 
-    @Test func unknownTemplateIsNamed() {
-        let llama = "{{ bos_token }}{% for message in messages %}<|start_header_id|>{{ message['role'] }}<|end_header_id|>"
-        #expect(throws: TokenizerError.self) { try ChatTemplate(gguf: llama, tokenizer: tokenizer) }
-        do throws(TokenizerError) {
-            _ = try ChatTemplate(gguf: llama, tokenizer: tokenizer)
-        } catch {
-            #expect(error.description.contains("start_header_id"))
-        }
+    @Test func unknownTemplateFallsBackToChatML() {
+        let odd = "{% for message in messages %}### {{ message['role'] }}: {{ message['content'] }}{% endfor %}"
+        let template = ChatTemplate(gguf: odd, tokenizer: tokenizer)
+        #expect(template.format == .chatML)
+        #expect(template.unavailableReason == nil)
+        #expect(template.fallbackNotice?.contains("### {{ message[") == true)
+        #expect(template.render([.user("Hi")]) == "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n")
+        #expect(ChatTemplate(gguf: nil, tokenizer: tokenizer).fallbackNotice?.contains("no chat template") == true)
+        #expect(ChatTemplate(gguf: smolTemplate, tokenizer: tokenizer).fallbackNotice == nil)
     }
 
-    @Test func needsChatMLTokens() throws {
+    @Test func missingDelimitersMakeChatUnavailable() throws {
         let bare = try BPETokenizer(tokens: ["a"], merges: [], tokenTypes: [], preTokenizer: .gpt2,
                                     bosID: nil, eosID: nil, addBOS: false)
-        #expect(throws: TokenizerError.missingChatToken("<|im_start|>")) { try ChatTemplate(gguf: nil, tokenizer: bare) }
+        let template = ChatTemplate(gguf: nil, tokenizer: bare)
+        #expect(template.unavailableReason?.contains("<|im_start|>") == true)
+        // A Llama 3 template over a vocabulary without its header tokens.
+        let llama3 = ChatTemplate(gguf: ChatTemplateSamples.llama3, tokenizer: tokenizer)
+        #expect(llama3.format == .llama3)
+        #expect(llama3.unavailableReason?.contains("<|start_header_id|>") == true)
     }
 
     @Test func messagesAreCodable() throws {

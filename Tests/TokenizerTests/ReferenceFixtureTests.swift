@@ -102,7 +102,7 @@ struct ReferenceFixtureTests {
     }
 
     @Test func chatTemplateFromGGUF() throws {
-        let template = try ChatTemplate(gguf: FixtureModel.file!, tokenizer: tokenizer)
+        let template = ChatTemplate(gguf: FixtureModel.file!, tokenizer: tokenizer)
         #expect(template.defaultSystemMessage == "You are a helpful AI assistant named SmolLM, trained by Hugging Face")
         #expect(template.stopTokens == [2])
         for chat in fixture.chats {

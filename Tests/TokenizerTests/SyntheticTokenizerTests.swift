@@ -149,7 +149,9 @@ import Testing
     }
 
     @Test func rejectsUnsupported() throws {
-        #expect(throws: TokenizerError.unsupportedModel("llama")) { try BPETokenizer(gguf: try file(model: "llama")) }
+        #expect(throws: TokenizerError.unsupportedModel("bert")) { try BPETokenizer(gguf: try file(model: "bert")) }
+        // A SentencePiece vocabulary needs its scores.
+        #expect(throws: TokenizerError.missingMetadata("tokenizer.ggml.scores")) { try BPETokenizer(gguf: try file(model: "llama")) }
         #expect(throws: TokenizerError.unknownPreTokenizer("mystery")) { try BPETokenizer(gguf: try file(pre: "mystery")) }
         #expect(throws: TokenizerError.missingMetadata("tokenizer.ggml.merges")) {
             try BPETokenizer(gguf: try file(dropMerges: true))

@@ -9,4 +9,9 @@ public enum Qwen2: ModelArchitecture {
         try ArchitectureMetadata(file: file, prefix: "qwen2.")
             .commonConfiguration(architecture: "qwen2", ropeStyle: .halves, attentionBias: true)
     }
+
+    /// `LlamaBlock` loads the `attn_q/k/v.bias` tensors because the configuration has `attentionBias`.
+    public static func blocks(_ loader: TensorLoader, _ configuration: TransformerConfiguration) throws(ModelError) -> [any DecoderBlock] {
+        try LlamaBlock.layers(loader, configuration)
+    }
 }
