@@ -9,23 +9,15 @@ struct ElasticBenchCommand: AsyncParsableCommand {
 
     @OptionGroup var modelArguments: ModelArguments
     @OptionGroup var output: BenchOutputArguments
-    @Option var instances = 4
-    @Option var conversations = 32
-    @Option var groups = 8
+    @OptionGroup var chats: ChatWorkloadArguments
     @Option(name: .customLong("group-skew"), help: "Zipf exponent of the groups' popularity.") var groupSkew = 1.0
-    @Option(name: .customLong("document-tokens"), help: "Tokens of each group's shared document.") var documentTokens = 512
-    @Option(name: .customLong("rate"), help: "Conversations arriving per second (Poisson).") var rate = 2.0
-    @Option(name: .customLong("kv-mb-per-instance"), help: "Hot KV memory of each instance, MiB (the single instance gets all of it).")
-    var kvPerInstance = 160
     @Option(name: .customLong("bench-peer-share"), help: "The peer tier's share of each instance's blocks in the run with it.")
     var benchPeerShare = 0.5
-    @Option(help: "Seed of the workload.") var seed: UInt64 = 11
     @OptionGroup var router: RouterArguments
 
     func validate() throws {
-        if instances < 2 || instances > 16 { throw ValidationError("--instances must be between 2 and 16") }
-        if conversations < 1 || groups < 1 || documentTokens < 1 || kvPerInstance < 1 { throw ValidationError("counts must be positive") }
-        if !(rate > 0) || groupSkew < 0 { throw ValidationError("--rate must be positive and --group-skew not negative") }
+        try chats.check()
+        if groupSkew < 0 { throw ValidationError("--group-skew must not be negative") }
         if !(benchPeerShare > 0 && benchPeerShare <= 1) { throw ValidationError("--bench-peer-share must be in (0, 1]") }
     }
 
@@ -33,13 +25,8 @@ struct ElasticBenchCommand: AsyncParsableCommand {
         MemServe.bootstrapLogging(verbose: modelArguments.verbose)
         let model = try modelArguments.load()
         var w = RoutingBench.Workload()
-        w.instances = instances
-        w.conversations = conversations
-        w.groups = groups
+        let kvPerInstance = chats.apply(to: &w, defaults: .init(conversations: 32, groups: 8, documentTokens: 512, rate: 2, kvPerInstance: 160))
         w.groupSkew = groupSkew
-        w.documentTokens = documentTokens
-        w.arrivalRate = rate
-        w.seed = seed
         let r = try await ElasticBench.run(model: model, workload: w, kvMegabytes: kvPerInstance, peerShare: benchPeerShare,
                                            router: router.configuration) {
             FileHandle.standardError.write(Data("bench: \($0)\n".utf8))

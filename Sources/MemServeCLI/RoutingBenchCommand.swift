@@ -10,33 +10,17 @@ struct RoutingBenchCommand: AsyncParsableCommand {
 
     @OptionGroup var modelArguments: ModelArguments
     @OptionGroup var output: BenchOutputArguments
-    @Option var instances = 4
-    @Option var conversations = 24
-    @Option var groups = 4
-    @Option(name: .customLong("document-tokens"), help: "Tokens of each group's shared system prompt or document.") var documentTokens = 384
-    @Option(name: .customLong("rate"), help: "Conversations arriving per second (Poisson).") var rate = 4.0
-    @Option(name: .customLong("kv-mb-per-instance"), help: "Hot KV memory of each instance, MiB (the single instance gets all of it).")
-    var kvPerInstance = 64
+    @OptionGroup var chats: ChatWorkloadArguments
     @Option(name: .customLong("policies"), help: "Policies to compare (repeatable; default: all; --policy is ignored here).") var policies: [PolicyName] = []
-    @Option(help: "Seed of the workload.") var seed: UInt64 = 11
     @OptionGroup var router: RouterArguments
 
-    func validate() throws {
-        if instances < 2 || instances > 16 { throw ValidationError("--instances must be between 2 and 16") }
-        if conversations < 1 || groups < 1 || documentTokens < 1 { throw ValidationError("counts must be positive") }
-        if !(rate > 0) { throw ValidationError("--rate must be positive") }
-    }
+    func validate() throws { try chats.check() }
 
     func run() async throws {
         MemServe.bootstrapLogging(verbose: modelArguments.verbose)
         let model = try modelArguments.load()
         var w = RoutingBench.Workload()
-        w.instances = instances
-        w.conversations = conversations
-        w.groups = groups
-        w.documentTokens = documentTokens
-        w.arrivalRate = rate
-        w.seed = seed
+        let kvPerInstance = chats.apply(to: &w, defaults: .init(conversations: 24, groups: 4, documentTokens: 384, rate: 4, kvPerInstance: 64))
         let r = try await RoutingBench.run(model: model, workload: w, kvMegabytes: kvPerInstance, router: router.configuration,
                                            policies: policies.isEmpty ? PolicyName.allCases : policies) {
             FileHandle.standardError.write(Data("bench: \($0)\n".utf8))
@@ -54,5 +38,41 @@ struct RoutingBenchCommand: AsyncParsableCommand {
         for (k, v) in r.prompt_tree_p99_ttft_improvement.sorted(by: { $0.key < $1.key }) {
             Output.write(String(format: "prompt-tree P99 TTFT vs %@: %.0f%% better\n", k, 100 * v))
         }
+    }
+}
+
+/// The workload of the multi-instance chat benchmarks (`bench routing`, `bench elastic`); each
+/// command has its own defaults.
+struct ChatWorkloadArguments: ParsableArguments {
+    struct Defaults {
+        var conversations: Int, groups: Int, documentTokens: Int, rate: Double, kvPerInstance: Int
+    }
+
+    @Option var instances = 4
+    @Option(help: "Conversations (default: the benchmark's).") var conversations: Int?
+    @Option(help: "Groups of conversations sharing a document (default: the benchmark's).") var groups: Int?
+    @Option(name: .customLong("document-tokens"), help: "Tokens of each group's shared system prompt or document.") var documentTokens: Int?
+    @Option(name: .customLong("rate"), help: "Conversations arriving per second (Poisson).") var rate: Double?
+    @Option(name: .customLong("kv-mb-per-instance"), help: "Hot KV memory of each instance, MiB (the single instance gets all of it).")
+    var kvPerInstance: Int?
+    @Option(help: "Seed of the workload.") var seed: UInt64 = 11
+
+    func check() throws {
+        if instances < 2 || instances > 16 { throw ValidationError("--instances must be between 2 and 16") }
+        if [conversations, groups, documentTokens, kvPerInstance].contains(where: { ($0 ?? 1) < 1 }) {
+            throw ValidationError("counts must be positive")
+        }
+        if let rate, !(rate > 0) { throw ValidationError("--rate must be positive") }
+    }
+
+    /// Fills in the workload; returns the KV MiB per instance.
+    func apply(to w: inout RoutingBench.Workload, defaults d: Defaults) -> Int {
+        w.instances = instances
+        w.conversations = conversations ?? d.conversations
+        w.groups = groups ?? d.groups
+        w.documentTokens = documentTokens ?? d.documentTokens
+        w.arrivalRate = rate ?? d.rate
+        w.seed = seed
+        return kvPerInstance ?? d.kvPerInstance
     }
 }

@@ -31,12 +31,7 @@ extension GlobalScheduler {
         let tree = tree(kind)
         let lost = hashes.filter { !tree.isCached($0) }
         guard !lost.isEmpty else { return nil }
-        var best: Int?
-        for (k, m) in members.enumerated() where k != s && m.kind == kind && !excluded.contains(m.id) && m.load.peerRoom > 0 {
-            if best.map({ m.load.peerRoom > members[$0].load.peerRoom }) ?? true { best = k }
-        }
-        guard let d = best else { return nil }
-        members[d].load.peerRoom = max(0, members[d].load.peerRoom - lost.count)
+        guard let d = takeRoom(lost.count, kind: kind, besides: s, excluding: excluded) else { return nil }
         return SpillOrder(source: source, destination: members[d].id, hashes: lost)
     }
 }
@@ -51,12 +46,22 @@ extension GlobalScheduler {
         let kind = members[s].kind
         let only = tree(kind).onlyCopies(of: source).filter { !skipping.contains($0) }
         guard !only.isEmpty else { return nil }
+        guard let d = takeRoom(only.count, kind: kind, besides: s, excluding: excluded) else { return nil }
+        return SpillOrder(source: source, destination: members[d].id, hashes: only)
+    }
+}
+
+extension GlobalScheduler {
+    /// The member of `kind` (other than member index `source` and those in `excluded`) that
+    /// reported the most room for peers' blocks, with `blocks` of that room counted as taken
+    /// until its next load report; its index in `members`.
+    fileprivate func takeRoom(_ blocks: Int, kind: InstanceKind, besides source: Int, excluding excluded: Set<InstanceID>) -> Int? {
         var best: Int?
-        for (k, m) in members.enumerated() where k != s && m.kind == kind && !excluded.contains(m.id) && m.load.peerRoom > 0 {
+        for (k, m) in members.enumerated() where k != source && m.kind == kind && !excluded.contains(m.id) && m.load.peerRoom > 0 {
             if best.map({ m.load.peerRoom > members[$0].load.peerRoom }) ?? true { best = k }
         }
         guard let d = best else { return nil }
-        members[d].load.peerRoom = max(0, members[d].load.peerRoom - only.count)
-        return SpillOrder(source: source, destination: members[d].id, hashes: only)
+        members[d].load.peerRoom = max(0, members[d].load.peerRoom - blocks)
+        return d
     }
 }
