@@ -49,7 +49,10 @@ public struct GRPCInstance: RoutedInstance {
             }
         }
         continuation.onTermination = { reason in
-            if case .cancelled = reason { task.cancel() }
+            if case .cancelled = reason {
+                task.cancel()
+                clients.noteCancelled(address)
+            }
         }
         return stream
     }
