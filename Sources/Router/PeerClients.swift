@@ -39,6 +39,10 @@ extension RemoteError {
             guard let inner = cause as? RPCError, inner.cause != nil else { break }
             cause = inner.cause
         }
+        if cause == nil && rpc.message.contains("before completing the HTTP/2 connection preface") {
+            // What a plaintext client sees of a TLS server (or of a server refusing it).
+            return rpc.message + " Does the peer expect TLS (--tls-cert, --tls-key, --tls-ca)?"
+        }
         guard let cause else { return rpc.message }
         if cause is NIOSSLError || cause is BoringSSLError || cause is NIOSSLExtraError {
             return "\(rpc.message) TLS handshake failed (\(cause)): do both sides use certificates of the same CA, and does the server's name the address dialled?"
