@@ -50,7 +50,10 @@ public struct GRPCInstance: RoutedInstance {
             }
         }
         continuation.onTermination = { reason in
-            if case .cancelled = reason { task.cancel() }
+            if case .cancelled = reason {
+                task.cancel()
+                clients.noteCancelled(address)
+            }
         }
         return stream
     }

@@ -39,6 +39,10 @@ extension RemoteError {
             guard let inner = cause as? RPCError, inner.cause != nil else { break }
             cause = inner.cause
         }
+        if cause == nil && rpc.message.contains("before completing the HTTP/2 connection preface") {
+            // What a plaintext client sees of a TLS server (or of a server refusing it).
+            return rpc.message + " Does the peer expect TLS (--tls-cert, --tls-key, --tls-ca)?"
+        }
         guard let cause else { return rpc.message }
         if cause is NIOSSLError || cause is BoringSSLError || cause is NIOSSLExtraError {
             return "\(rpc.message) TLS handshake failed (\(cause)): do both sides use certificates of the same CA, and does the server's name the address dialled?"
@@ -93,6 +97,15 @@ public enum WireTuning {
     /// HTTP/2 pings between peers (servers allow clients to ping this often).
     public static let keepaliveTime = Duration.seconds(10)
     public static let keepaliveTimeout = Duration.seconds(5)
+    /// Calls cancelled on one connection before new calls move to a fresh one. A cancelled
+    /// call is an RST_STREAM, and the peer's HTTP/2 server (swift-nio-http2's rapid-reset
+    /// protection: 200 in 30 s, not configurable through grpc-swift-nio-transport) closes a
+    /// connection that resets more, failing every call on it; clients that hang up cancel
+    /// calls at that rate under load.
+    public static let cancelsPerConnection = 100
+    /// How long a connection replaced for that keeps taking new calls (from clients handed out
+    /// just before) before it closes, once its calls have finished.
+    public static let retireDelay = Duration.seconds(10)
 
     /// Keeps the multi-megabyte buffers a KV chunk passes through (serialized message, HTTP/2
     /// framing, reassembly, decoded `data`) in malloc's heap once freed. By default glibc maps
@@ -120,9 +133,12 @@ public final class PeerClients: Sendable {
     private struct Entry {
         let client: GRPCClient<HTTP2ClientTransport.Posix>
         let task: Task<Void, Never>
+        var cancels = 0
     }
     private let entries = Mutex<[PeerAddress: Entry]>([:])
     private let closed = Atomic<Bool>(false)
+    /// Replaced connections waiting to close (`noteCancelled`); shutdown closes them at once.
+    private let retiring = Mutex<[UUID: Task<Void, Never>]>([:])
     /// Mutual TLS to every peer, or nil for plaintext.
     public let tls: PeerTLS?
 
@@ -153,6 +169,32 @@ public final class PeerClients: Sendable {
         }
     }
 
+    /// Counts a call to `address` cancelled before its end; every
+    /// `WireTuning.cancelsPerConnection` of them, later calls get a new connection and the old
+    /// one closes after `WireTuning.retireDelay`, once its calls have finished.
+    public func noteCancelled(_ address: PeerAddress) {
+        let retired = entries.withLock { map -> Entry? in
+            guard var e = map[address] else { return nil }
+            e.cancels += 1
+            if e.cancels < WireTuning.cancelsPerConnection {
+                map[address] = e
+                return nil
+            }
+            map.removeValue(forKey: address)
+            return e
+        }
+        guard let retired else { return }
+        // Not at once: a client handed out a moment ago may be about to start a call on it.
+        let client = retired.client, key = UUID()
+        retiring.withLock { r in
+            r[key] = Task {
+                try? await Task.sleep(for: WireTuning.retireDelay)
+                client.beginGracefulShutdown()
+                _ = self.retiring.withLock { $0.removeValue(forKey: key) }
+            }
+        }
+    }
+
     /// Closes every connection (in-flight calls finish first).
     public func shutdown() {
         closed.store(true, ordering: .relaxed)
@@ -161,6 +203,7 @@ public final class PeerClients: Sendable {
             return Array(map.values)
         }
         for e in all { e.client.beginGracefulShutdown() }
+        for t in retiring.withLock({ r in defer { r.removeAll() }; return Array(r.values) }) { t.cancel() }
     }
 
     /// Call options for messages that carry KV.

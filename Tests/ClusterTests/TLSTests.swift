@@ -161,6 +161,15 @@ struct TLSTests {
             return peer == served.address.description && reason.contains("TLS")
         }
         strangerClients.shutdown()
+        // A plaintext router is told that the instance may want TLS.
+        let plain = PeerClients()
+        await #expect {
+            _ = try await ClusterRouter.connect(model: PDClusterTests.base.served, peers: [served.address], clients: plain)
+        } throws: { error in
+            guard case .peerFailed(_, let reason) = error as? RemoteError else { return false }
+            return reason.contains("--tls-cert")
+        }
+        plain.shutdown()
 
         // The instance still serves its own CA's clients afterwards.
         #expect((try? await Self.info(served.address, security: good.clientSecurity).get())?.role == "colocated")

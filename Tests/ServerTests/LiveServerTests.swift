@@ -41,6 +41,31 @@ struct LiveServerTests {
         }
     }
 
+    @Test("a client that stops reading a long stream does not hold up other requests")
+    func slowConsumer() async throws {
+        let harness = try Self.longHarness()
+        let engine = harness.engine
+        try await harness.withLiveServer { port in
+            let slow = try RawConnection(port: port)
+            slow.setReceiveBuffer(bytes: 4096)
+            slow.sendPOST("/v1/completions", json: Self.longStream)
+            let head = try await onThread { slow.read(until: "\"text\"") }
+            #expect(head.hasPrefix("HTTP/1.1 200"))
+            // From here on it reads nothing; the others are served while it sits there.
+            for i in 0..<4 {
+                let other = try RawConnection(port: port)
+                other.sendPOST("/v1/completions", json: #"{"prompt":"Other \#(i):","max_tokens":8,"temperature":0}"#)
+                let answer = try await onThread { other.readToEnd() }
+                #expect(answer.hasPrefix("HTTP/1.1 200") && answer.contains("\"choices\""), "request \(i) beside a stalled reader: \(answer.prefix(200))")
+                other.close()
+            }
+            #expect(engine.stats.running >= 1, "the slow stream is still going: \(engine.stats)")
+            slow.close()
+            let freed = await eventually(10) { engine.stats.running + engine.stats.waiting == 0 && engine.stats.hot.used == 0 }
+            #expect(freed, "the stalled stream's request ends when its client leaves: \(engine.stats)")
+        }
+    }
+
     @Test("a client that hangs up before a non-streamed answer is ready has its request aborted")
     func disconnectAbortsNonStreamed() async throws {
         let harness = try Self.longHarness()

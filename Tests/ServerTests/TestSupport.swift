@@ -195,6 +195,13 @@ final class RawConnection: @unchecked Sendable {
         }
     }
 
+    /// Shrinks the socket's receive buffer, so a client that stops reading soon stops the
+    /// server's writes to it.
+    func setReceiveBuffer(bytes: Int32) {
+        var size = bytes
+        setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(MemoryLayout<Int32>.size))
+    }
+
     /// Shortens the receive timeout (the default is 20 s).
     func setReceiveTimeout(seconds: Int) {
         var timeout = timeval(tv_sec: seconds, tv_usec: 0)

@@ -51,6 +51,9 @@ extension InstanceNode {
                                        }, sent: release)
             } catch {
                 let reason = RemoteError.reason(error)
+                if sink.isCancelled, let address = try? PeerAddress(parsing: peer) {
+                    self.clients.noteCancelled(address)
+                }
                 if !sink.isCancelled {
                     self.logger.warning("handoff of request \(handoff.traceID.isEmpty ? "\(id)" : handoff.traceID) to \(peer) failed: \(reason)")
                 }

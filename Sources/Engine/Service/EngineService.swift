@@ -31,6 +31,8 @@ public final class EngineService: Service, @unchecked Sendable {
     private let logger = Logger(label: "memserve.engine")
     private let inbox = Mutex(Inbox())
     private let wake = NSCondition()
+    /// Resolved when the engine thread has stopped.
+    private let stoppedSignal = Promise<Void>()
     private let nextID = Atomic<UInt64>(1)
     private let snapshot = Mutex(EngineStats())
     private let drainingFlag = Atomic<Bool>(false)
@@ -186,7 +188,12 @@ public final class EngineService: Service, @unchecked Sendable {
     /// finish, and returns when the engine thread has stopped.
     public func run() async throws {
         try await withGracefulShutdownHandler {
-            while !inbox.withLock({ $0.stopped }) { try await Task.sleep(for: .milliseconds(20)) }
+            // Woken when the engine thread ends; a cancelled service stops its engine too.
+            try await withTaskCancellationHandler {
+                try await stoppedSignal.value()
+            } onCancel: { [weak self] in
+                self?.shutdown()
+            }
         } onGracefulShutdown: { [weak self] in
             self?.logger.info("engine: draining")
             self?.shutdown()
@@ -251,9 +258,19 @@ public final class EngineService: Service, @unchecked Sendable {
                 if stopping && !core.hasWork && live.isEmpty && deferred.isEmpty && core.pendingHandoffCount == 0 { break }
                 publishStats()
                 wake.lock()
-                if inbox.withLock({ $0.added.isEmpty && $0.aborted.isEmpty && $0.tasks.isEmpty && !$0.stopping }) {
-                    // Deferred work waits for blocks another instance may free: poll it.
-                    if deferred.isEmpty && !stopping { wake.wait() } else { _ = wake.wait(until: Date().addingTimeInterval(0.002)) }
+                // Nothing new since this pass read the inbox (a stop request counts as new).
+                if inbox.withLock({ $0.added.isEmpty && $0.aborted.isEmpty && $0.tasks.isEmpty && $0.stopping == stopping }) {
+                    // Deferred work (a reservation waiting for room) is retried at the top of
+                    // every pass, and every release of this pool's blocks is work for this
+                    // thread that signals `wake`, so waiting for the next arrival is enough.
+                    // Stopping, the wait also ends at the forced-stop deadline.
+                    if !stopping {
+                        wake.wait()
+                    } else {
+                        let now = DispatchTime.now().uptimeNanoseconds
+                        let left = stopDeadline > now ? Double(stopDeadline - now) / 1e9 : 0
+                        _ = wake.wait(until: Date().addingTimeInterval(left))
+                    }
                 }
                 wake.unlock()
                 continue
@@ -286,6 +303,7 @@ public final class EngineService: Service, @unchecked Sendable {
             return box.tasks
         }
         for task in leftover { task.dropped?() }
+        stoppedSignal.succeed(())
         // Finished outside the lock: finishing runs each stream's termination handler, which
         // takes the lock.
         let watchers = statsWatchers.withLock { w in
