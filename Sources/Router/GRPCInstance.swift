@@ -17,7 +17,8 @@ public struct GRPCInstance: RoutedInstance {
 
     public func describe() async throws -> InstanceDescription {
         var options = CallOptions.defaults
-        options.timeout = .seconds(10)
+        // Generous: a peer that is down fails at once; one on a loaded machine may answer late.
+        options.timeout = .seconds(30)
         do {
             let info = try await clients.client(for: address).info(Memserve_V1_InfoRequest(), options: options)
             return try InstanceDescription(wire: info, name: name)
