@@ -24,6 +24,9 @@ public final class ClusterRouter: InferenceBackend, Sendable {
         public var attempts = 3
         /// Longest wait for a scheduler-ordered transfer before the request goes ahead anyway.
         public var transferTimeout: Duration = .seconds(5)
+        /// Longest wait for a joining instance's first cache snapshot; as long as the Info
+        /// call's deadline, so an instance starting on a loaded machine is not refused.
+        public var joinTimeout: Duration = .seconds(30)
         /// The prompt-tree policy's load-balance thresholds and weights.
         public var promptTree = PromptTreePolicy.Configuration()
         /// Order evicted prefixes that no other instance caches sent to a peer with room (the
@@ -107,9 +110,10 @@ public final class ClusterRouter: InferenceBackend, Sendable {
         let ready = Promise<Void>()
         let watch = Task { await self.follow(instance.name, instance, id, ready: ready) }
         members.withLock { $0[instance.name]?.watch = watch }
+        let joinTimeout = configuration.joinTimeout
         let timeout = Task {
-            try await Task.sleep(for: .seconds(10))
-            ready.fail(RemoteError.peerFailed(peer: instance.name, reason: "no cache snapshot within 10 s"))
+            try await Task.sleep(for: joinTimeout)
+            ready.fail(RemoteError.peerFailed(peer: instance.name, reason: "no cache snapshot within \(joinTimeout)"))
         }
         defer { timeout.cancel() }
         do {

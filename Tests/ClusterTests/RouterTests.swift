@@ -24,12 +24,14 @@ struct RouterTests {
     }
 
     /// Conversations `0..<count`, each four turns, one after another; per turn its cached tokens.
-    static func conversations(_ backend: any InferenceBackend, count: Int) async throws -> [[(tokens: [Int32], cached: Int)]] {
+    static func conversations(_ backend: any InferenceBackend, count: Int,
+                              settle: () async throws -> Void = {}) async throws -> [[(tokens: [Int32], cached: Int)]] {
         var all: [[(tokens: [Int32], cached: Int)]] = []
         for c in 0..<count {
             var history: [Int32] = (0..<45).map { Int32(3 + ($0 * 37 + c * 101) % 250) }
             var turns: [(tokens: [Int32], cached: Int)] = []
             for turn in 0..<4 {
+                try await settle()
                 let r = try await PDClusterTests.collect(try backend.submit(ServingRequest(promptTokens: history, sampling: PDClusterTests.params(6))).1)
                 turns.append((r.tokens, r.cached))
                 history += r.tokens + (0..<11).map { Int32(20 + $0 * 3 + turn + c) }
@@ -47,7 +49,10 @@ struct RouterTests {
         var pushedByPolicy: [PolicyName: Int] = [:]
         for policy in [PolicyName.promptTree, .roundRobin] {
             let d = try await RoutedDeployment.start(model: PDClusterTests.base, spec: Self.spec(3, policy: policy))
-            let got = try await Self.conversations(d, count: 3)
+            // Each turn waits for the previous one to show as ended in the router's view: a load
+            // report that still counts it running (late on a loaded machine) may rightly send
+            // the turn elsewhere.
+            let got = try await Self.conversations(d, count: 3) { try await Self.idle(d.router) }
             #expect(got.map { $0.map(\.tokens) } == expected.map { $0.map(\.tokens) }, "\(policy): same answers as one engine")
             for conv in got { #expect(conv.dropFirst().allSatisfy { $0.cached > 0 }, "\(policy): every later turn finds its history") }
             // Prompt-tree routing finds each history where it is; round-robin finds it only
@@ -57,6 +62,15 @@ struct RouterTests {
         }
         #expect(pushedByPolicy[.promptTree] == 0)
         #expect(pushedByPolicy[.roundRobin]! > 0)
+    }
+
+    /// Returns once every member's last load report shows nothing running or waiting (bounded).
+    static func idle(_ router: ClusterRouter, within limit: Duration = .seconds(30)) async throws {
+        let deadline = ContinuousClock.now + limit
+        while router.memberList.contains(where: { $0.description.stats.running + $0.description.stats.waiting > 0 }) {
+            guard ContinuousClock.now < deadline else { Issue.record("instances still busy after \(limit)"); return }
+            try await Task.sleep(for: .milliseconds(5))
+        }
     }
 
     /// The router's view of an instance, and the instance's own tree, as hash -> tier.

@@ -16,8 +16,10 @@ struct MembershipTests {
             defer { changes.stop() }
             #expect(await changes.next() == .snapshot([]))
 
+            // A TTL no stall of a loaded machine reaches: the key must still be there below.
             let record = member("127.0.0.2:7001")
-            let registration = MembershipRegistration(client: etcd.client, prefix: prefix, record: record, logger: logger)
+            let registration = MembershipRegistration(client: etcd.client, prefix: prefix, record: record,
+                                                      ttlSeconds: 60, logger: logger)
             let running = Task { try await registration.run() }
             defer { running.cancel() }
             #expect(await changes.next() == .joined(record))
@@ -64,9 +66,12 @@ struct MembershipTests {
             defer { changes.stop() }
             #expect(await changes.next() == .snapshot([]))
 
+            // Long enough that the key outlives the check right after cancelling even on a
+            // loaded machine; the leave is then awaited for the TTL on top of `patience`.
+            let ttl = 15
             let record = member("127.0.0.3:7003")
             let registration = MembershipRegistration(client: etcd.client, prefix: prefix, record: record,
-                                                      ttlSeconds: 3, logger: logger)
+                                                      ttlSeconds: ttl, logger: logger)
             let running = Task { try await registration.run() }
             #expect(await changes.next() == .joined(record))
             let lease = try #require(registration.currentLease)
@@ -76,7 +81,7 @@ struct MembershipTests {
             try await running.value
             let stillThere = try await etcd.client.range(prefix: prefix).kvs
             #expect(stillThere.map(\.lease) == [lease], "the key left before its lease expired")
-            #expect(await changes.next() == .left(address: record.address))
+            #expect(await changes.next(within: patience + .seconds(ttl)) == .left(address: record.address))
             await #expect(throws: EtcdError.leaseNotFound(lease)) { try await etcd.client.keepAliveOnce(lease) }
         }
     }
@@ -87,9 +92,11 @@ struct MembershipTests {
             defer { changes.stop() }
             #expect(await changes.next() == .snapshot([]))
 
+            // The revoke is found by the next keep-alive (every TTL/3), well within `patience`; a
+            // lease that also expires in a stall reads the same: left, then joined again.
             let record = member("127.0.0.4:7004")
             let registration = MembershipRegistration(client: etcd.client, prefix: prefix, record: record,
-                                                      ttlSeconds: 3, logger: logger)
+                                                      ttlSeconds: 15, logger: logger)
             let running = Task { try await registration.run() }
             defer { running.cancel() }
             #expect(await changes.next() == .joined(record))
@@ -108,9 +115,10 @@ struct MembershipTests {
 
     @Test func discoverySurvivesEtcdBeingKilledAndRestarted() async throws {
         try await withEtcd { etcd in
+            // A TTL no stall of a loaded machine reaches: the first change must be the outage.
             let record = member("127.0.0.5:7005")
             let registration = MembershipRegistration(client: etcd.client, prefix: prefix, record: record,
-                                                      ttlSeconds: 5, logger: logger)
+                                                      ttlSeconds: 60, logger: logger)
             let running = Task { try await registration.run() }
             defer { running.cancel() }
             let changes = Recorder(MembershipDiscovery(client: etcd.client, prefix: prefix, logger: logger).members())
@@ -129,7 +137,7 @@ struct MembershipTests {
             // The watch runs again: a member joining now is seen.
             let newcomer = member("127.0.0.6:7006")
             let second = MembershipRegistration(client: etcd.client, prefix: prefix, record: newcomer,
-                                                ttlSeconds: 5, logger: logger)
+                                                ttlSeconds: 60, logger: logger)
             let secondRunning = Task { try await second.run() }
             defer { secondRunning.cancel() }
             #expect(await changes.next() == .joined(newcomer))
@@ -138,9 +146,11 @@ struct MembershipTests {
 
     @Test func registrationComesBackAfterEtcdLosesItsData() async throws {
         try await withEtcd { etcd in
+            // Long enough that the renewed lease outlives the checks below; short enough that a
+            // keep-alive (every TTL/3) finds the lost lease within `patience`.
             let record = member("127.0.0.7:7007")
             let registration = MembershipRegistration(client: etcd.client, prefix: prefix, record: record,
-                                                      ttlSeconds: 3, logger: logger)
+                                                      ttlSeconds: 30, logger: logger)
             let running = Task { try await registration.run() }
             defer { running.cancel() }
             let changes = Recorder(MembershipDiscovery(client: etcd.client, prefix: prefix, logger: logger).members())
