@@ -33,9 +33,11 @@ public enum ElasticBench {
         public var spilled_blocks: Int
         public var pushed_blocks_on: Int
         public var pushed_blocks_off: Int
-        /// Cached blocks dropped from the instances over the run.
+        /// Cached blocks dropped from the instances over the run; with the peer tier, those
+        /// among them that were peers' (guest) blocks, which give way first by design.
         public var evicted_blocks_on: Int
         public var evicted_blocks_off: Int
+        public var evicted_guest_blocks_on: Int
         /// Points of hit rate the peer tier gains, and how far it stays from one instance
         /// with all the memory (the target: at most 10).
         public var gain_points: Double
@@ -52,7 +54,7 @@ public enum ElasticBench {
         let (documents, convs) = RoutingBench.conversations(w, vocab: vocab)
         let threads = model.pool.threadCount
         let blockBytes = model.transformer.kvLayout.blockBytes, blockTokens = model.transformer.kvLayout.blockTokens
-        struct Run { var result: RoutingBench.PolicyResult; var spilled: Int; var pushed: Int }
+        struct Run { var result: RoutingBench.PolicyResult; var spilled: Int; var pushed: Int; var guestEvicted: Int }
         func cluster(share: Double) async throws -> Run {
             var spec = DeploymentSpec()
             spec.router = router
@@ -65,9 +67,12 @@ public enum ElasticBench {
             var r = try await RoutingBench.replay(d, w, documents, convs)
             r.evicted_blocks = d.stats.evictions
             let stats = d.nodes.map(\.transferStats)
+            var guestEvicted = 0
+            for n in d.nodes { guestEvicted += try await n.engine.perform { $0.core.memPool.stats.guestEvicted } }
             await d.stop()
             _ = try? await running.value
-            return Run(result: r, spilled: stats.map(\.blocksSpilled).reduce(0, +), pushed: stats.map(\.blocksPushed).reduce(0, +))
+            return Run(result: r, spilled: stats.map(\.blocksSpilled).reduce(0, +), pushed: stats.map(\.blocksPushed).reduce(0, +),
+                       guestEvicted: guestEvicted)
         }
         progress("\(w.instances) instances with the peer tier")
         let on = try await cluster(share: peerShare)
@@ -91,6 +96,7 @@ public enum ElasticBench {
                       bytes_moved: (on.spilled + on.pushed) * blockBytes, bytes_moved_off: off.pushed * blockBytes,
                       spilled_blocks: on.spilled, pushed_blocks_on: on.pushed, pushed_blocks_off: off.pushed,
                       evicted_blocks_on: on.result.evicted_blocks, evicted_blocks_off: off.result.evicted_blocks,
+                      evicted_guest_blocks_on: on.guestEvicted,
                       gain_points: 100 * (on.result.hit_rate - off.result.hit_rate),
                       gap_to_single_points: 100 * (one.hit_rate - on.result.hit_rate),
                       on: on.result, off: off.result, single: one)

@@ -36,7 +36,7 @@ struct ElasticBenchCommand: AsyncParsableCommand {
         let fits = r.working_set_mb > r.instance_kv_mb && r.working_set_mb < r.cluster_kv_mb
         printTable([
             ("workload", "\(r.requests) requests; working set \(f(r.working_set_mb)) MiB, one instance \(f(r.instance_kv_mb)) MiB, cluster \(f(r.cluster_kv_mb)) MiB\(fits ? "" : " (not between one instance and the cluster)")"),
-            ("peer tier on", "hit rate \(f(100 * r.hit_rate_on))%, TTFT avg / P99 \(f(r.ttft_avg_ms_on)) / \(f(r.ttft_p99_ms_on)) ms, \(r.evicted_blocks_on) blocks evicted, \(r.spilled_blocks) spilled, \(r.pushed_blocks_on) pushed"),
+            ("peer tier on", "hit rate \(f(100 * r.hit_rate_on))%, TTFT avg / P99 \(f(r.ttft_avg_ms_on)) / \(f(r.ttft_p99_ms_on)) ms, \(r.evicted_blocks_on) blocks evicted (\(r.evicted_guest_blocks_on) of them peers'), \(r.spilled_blocks) spilled, \(r.pushed_blocks_on) pushed"),
             ("peer tier off", "hit rate \(f(100 * r.hit_rate_off))%, TTFT avg / P99 \(f(r.ttft_avg_ms_off)) / \(f(r.ttft_p99_ms_off)) ms, \(r.evicted_blocks_off) blocks evicted, \(r.pushed_blocks_off) pushed"),
             ("one instance", "hit rate \(f(100 * r.hit_rate_single))%, TTFT avg / P99 \(f(r.ttft_avg_ms_single)) / \(f(r.ttft_p99_ms_single)) ms (all the memory)"),
             ("bytes moved", "\(f(Double(r.bytes_moved) / 1_048_576)) MiB with the peer tier, \(f(Double(r.bytes_moved_off) / 1_048_576)) MiB without"),
