@@ -16,14 +16,14 @@ struct HandoverProcessTests {
         defer { b.kill() }
         let router = try await ClusterRouter.connect(model: ProcessModel.loaded.served, peers: [a.address, b.address])
         defer { router.shutdown() }
-        try await ElasticMembershipTests.eventually("both connected") { router.memberList.filter(\.connected).count == 2 }
+        try await eventually("both connected") { router.memberList.filter(\.connected).count == 2 }
 
         let document: [Int32] = (0..<96).map { Int32(3 + ($0 * 43 + 5) % 250) }
         let first = try await PDClusterTests.collect(try router.submit(ServingRequest(promptTokens: document, sampling: PDClusterTests.params(2))).1)
         #expect(first.tokens.count == 2)
         // Wherever it ran, that instance holds the only copy.
         var holder: ClusterRouter.Member?
-        try await ElasticMembershipTests.eventually("the document in one tree") {
+        try await eventually("the document in one tree") {
             holder = router.memberList.first { m in router.scheduler.withLock { $0.view(of: m.id).count >= 6 } }
             return holder != nil
         }
@@ -32,12 +32,12 @@ struct HandoverProcessTests {
         let survivor = try #require(router.memberList.first { $0.name == staying.address.description })
 
         leaving.process.terminate()
-        try await ElasticMembershipTests.eventually("the survivor holds the document", seconds: 30) {
+        try await eventually("the survivor holds the document", seconds: 30) {
             router.scheduler.withLock { $0.view(of: survivor.id).count } >= 6
         }
-        try await ElasticMembershipTests.eventually("the leaver exited", seconds: 30) { !leaving.process.isRunning }
+        try await eventually("the leaver exited", seconds: 30) { !leaving.process.isRunning }
         #expect(leaving.process.terminationStatus == 0, "a graceful exit")
-        try await ElasticMembershipTests.eventually("the leaver out of the routable members", seconds: 30) {
+        try await eventually("the leaver out of the routable members", seconds: 30) {
             router.memberList.filter(\.connected).map(\.name) == [staying.address.description]
         }
         let again = try await PDClusterTests.collect(try router.submit(ServingRequest(promptTokens: document + [7, 7], sampling: PDClusterTests.params(2))).1)

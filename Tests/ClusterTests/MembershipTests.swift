@@ -11,15 +11,6 @@ import Engine
 /// while the rest of the load is served.
 @Suite("Elastic membership through etcd", .serialized)
 struct ElasticMembershipTests {
-    /// Waits (bounded) until `condition` holds.
-    static func eventually(_ what: String, seconds: Double = 20, _ condition: () -> Bool) async throws {
-        for _ in 0..<Int(seconds * 100) {
-            if condition() { return }
-            try await Task.sleep(for: .milliseconds(10))
-        }
-        Issue.record("timed out waiting until \(what)")
-    }
-
     static func request(_ seed: Int, maxTokens: Int) -> ServingRequest {
         let prompt = (0..<60).map { Int32(3 + ($0 * 31 + seed * 97) % 250) }
         return ServingRequest(promptTokens: prompt, sampling: PDClusterTests.params(maxTokens), traceID: "t\(seed)")
@@ -43,14 +34,14 @@ struct ElasticMembershipTests {
         let a = try await InstanceProcess.start(role: "colocated", mode: .caching1, model: ProcessModel.path,
                                                 listen: "127.0.0.2:0", extra: etcdArgs)
         defer { a.stop() }
-        try await Self.eventually("the first instance joined") { router.memberList.filter(\.connected).count == 1 }
+        try await eventually("the first instance joined") { router.memberList.filter(\.connected).count == 1 }
         let first = try await PDClusterTests.collect(try router.submit(Self.request(0, maxTokens: 4)).1)
         #expect(first.tokens.count == 4)
 
         let b = try await InstanceProcess.start(role: "colocated", mode: .caching1, model: ProcessModel.path,
                                                 listen: "127.0.0.3:0", extra: etcdArgs)
         defer { b.stop() }
-        try await Self.eventually("the second instance joined") { router.memberList.filter(\.connected).count == 2 }
+        try await eventually("the second instance joined") { router.memberList.filter(\.connected).count == 2 }
 
         // Long requests on both; then A dies mid-stream.
         let streams = try (1...6).map { try router.submit(Self.request($0, maxTokens: 400)).1 }
@@ -66,7 +57,7 @@ struct ElasticMembershipTests {
                 return all
             }
         }
-        try await Self.eventually("both instances hold cached prefixes") {
+        try await eventually("both instances hold cached prefixes") {
             let ids = router.memberList.map(\.id)
             return router.scheduler.withLock { s in ids.allSatisfy { !s.view(of: $0).isEmpty } }
         }
@@ -81,10 +72,10 @@ struct ElasticMembershipTests {
         #expect(results.compactMap(\.success).allSatisfy { $0 == 400 })
 
         // Its entries leave the trees (lease expiry or the cache TTL), and it leaves the members.
-        try await Self.eventually("the dead instance left") { !router.memberList.contains { $0.id == aID } }
+        try await eventually("the dead instance left") { !router.memberList.contains { $0.id == aID } }
         #expect(router.scheduler.withLock { $0.view(of: aID).isEmpty })
         // New requests all go to the survivor.
-        try await Self.eventually("the survivor is connected") { router.memberList.filter(\.connected).count == 1 }
+        try await eventually("the survivor is connected") { router.memberList.filter(\.connected).count == 1 }
         for i in 10..<14 {
             let r = try await PDClusterTests.collect(try router.submit(Self.request(i, maxTokens: 3)).1)
             #expect(r.tokens.count == 3)
@@ -94,11 +85,11 @@ struct ElasticMembershipTests {
         let c = try await InstanceProcess.start(role: "colocated", mode: .caching1, model: ProcessModel.path,
                                                 listen: "127.0.0.4:0", extra: etcdArgs)
         defer { c.stop() }
-        try await Self.eventually("the third instance joined") { router.memberList.filter(\.connected).count == 2 }
+        try await eventually("the third instance joined") { router.memberList.filter(\.connected).count == 2 }
         let burst = try (20..<28).map { try router.submit(Self.request($0, maxTokens: 30)).1 }
         for s in burst { #expect(try await PDClusterTests.collect(s).tokens.count == 30) }
         let cID = try #require(router.memberList.first { $0.name.hasPrefix("127.0.0.4") }?.id)
-        try await Self.eventually("the newcomer's tree fills") { !router.scheduler.withLock { $0.view(of: cID).isEmpty } }
+        try await eventually("the newcomer's tree fills") { !router.scheduler.withLock { $0.view(of: cID).isEmpty } }
         router.shutdown()
         await etcd.stop()
     }

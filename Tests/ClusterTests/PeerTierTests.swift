@@ -48,7 +48,7 @@ struct PeerTierTests {
                     ? n : GRPCInstance(address: try await n.listeningAddress, clients: clients)
                 try await router.add(member)
             }
-            try await PeerTierTests.eventually("both members connected") { router.memberList.count == 2 && router.memberList.allSatisfy(\.connected) }
+            try await eventually("both members connected") { router.memberList.count == 2 && router.memberList.allSatisfy(\.connected) }
         }
 
         func stop() async {
@@ -61,7 +61,7 @@ struct PeerTierTests {
         /// Until nothing is held anywhere: every spill and transfer has ended.
         func waitIdle() async throws {
             for n in [a, b] {
-                try await PeerTierTests.eventually("idle pool") {
+                try await eventually("idle pool") {
                     let s = try await n.engine.perform { e in e.core.memPool.stats }
                     return s.hot.used == 0 && s.cold.used == 0
                 }
@@ -82,15 +82,6 @@ struct PeerTierTests {
         s.transport = transport
         s.router.policy = .promptTree
         return s
-    }
-
-    /// Polls a condition a bounded number of times (the state is in other threads' hands).
-    static func eventually(_ what: String, _ condition: () async throws -> Bool) async throws {
-        for _ in 0..<1000 {
-            if try await condition() { return }
-            try await Task.sleep(for: .milliseconds(10))
-        }
-        Issue.record("timed out waiting for \(what)")
     }
 
     /// The bytes of the blocks a node caches for `tokens`, in order.
@@ -147,13 +138,13 @@ struct PeerTierTests {
             k += 1
         }
         #expect(try await Self.cachedCount(a, Self.document) == 0, "evicted from its instance")
-        try await Self.eventually("the document on the peer") { try await Self.cachedCount(b, Self.document) == 5 }
+        try await eventually("the document on the peer") { try await Self.cachedCount(b, Self.document) == 5 }
         #expect(try await Self.cachedBytes(b, Self.document) == original, "the peer holds the exact bytes")
         let guests = try await b.engine.perform { e in e.core.memPool.guestBlocks }
         #expect(guests >= 5)
-        try await Self.eventually("the spill counted") { a.transferStats.prefixesSpilled >= 1 }
+        try await eventually("the spill counted") { a.transferStats.prefixesSpilled >= 1 }
         // The router sees the peer's copy: the next request finds it cached wherever it runs.
-        try await Self.eventually("the router's view") {
+        try await eventually("the router's view") {
             let bID = pair.router.memberList.first { $0.name == b.name }!.id
             return pair.router.scheduler.withLock { $0.view(of: bID).count } >= 5
         }
@@ -170,7 +161,7 @@ struct PeerTierTests {
         let (a, b) = (d.nodes[0], d.nodes[1])
         try await Self.run(a, Self.document)
         let original = try await Self.cachedBytes(a, Self.document)
-        try await Self.eventually("the router's view of the document") {
+        try await eventually("the router's view of the document") {
             let id = d.router.memberList.first { $0.name == a.name }!.id
             return d.router.scheduler.withLock { $0.view(of: id).count } >= 5
         }
@@ -192,7 +183,7 @@ struct PeerTierTests {
         let (a, b) = (pair.a, pair.b)
         try await Self.run(a, Self.document)
         for k in 0..<12 where try await Self.cachedCount(a, Self.document) > 0 { try await Self.run(a, Self.filler(k)) }
-        try await Self.eventually("the spill") { try await Self.cachedCount(b, Self.document) == 5 }
+        try await eventually("the spill") { try await Self.cachedCount(b, Self.document) == 5 }
         // The peer dies: the router drops it, and with it the only copy of the spilled document.
         b.shutdown()
         pair.router.remove(name: b.name)
@@ -202,7 +193,7 @@ struct PeerTierTests {
         #expect(pair.router.scheduler.withLock { $0.view(of: aID).count } == own, "the survivor's entries are intact")
         let got = try await PDClusterTests.collect(try pair.router.submit(ServingRequest(promptTokens: Self.document + [1, 2], sampling: PDClusterTests.params(3))).1)
         #expect(got.tokens.count == 3, "served, recomputing what died")
-        try await Self.eventually("the survivor idle") {
+        try await eventually("the survivor idle") {
             let s = try await a.engine.perform { e in e.core.memPool.stats }
             return s.hot.used == 0 && s.cold.used == 0
         }
