@@ -99,9 +99,13 @@ public final class RoutedDeployment: InferenceBackend {
             if spec.transport == .inProcess {
                 for a in nodes { for b in nodes where a !== b { a.connect(b) } }
             }
+            // Every node runs the same model with the same threads on this host: the first
+            // one's prefill measurement stands for all (see `measureCosts(prefill:)`).
+            var prefill: [CostInputs.PrefillPoint]? = nil
             for node in nodes {
                 if spec.transport == .loopbackGRPC { _ = try await node.listeningAddress }
-                await node.measureCosts()
+                await node.measureCosts(prefill: prefill)
+                if prefill == nil, case let p = node.costs.withLock({ $0.prefill }), !p.isEmpty { prefill = p }
                 let member: any RoutedInstance = spec.transport == .inProcess
                     ? node : GRPCInstance(address: try await node.listeningAddress, clients: clients)
                 try await router.add(member)

@@ -47,6 +47,7 @@ struct RouterTests {
         let expected = try await Self.conversations(single, count: 3)
         single.shutdown()
         var pushedByPolicy: [PolicyName: Int] = [:]
+        var profiles = ""
         for policy in [PolicyName.promptTree, .roundRobin] {
             let d = try await RoutedDeployment.start(model: PDClusterTests.base, spec: Self.spec(3, policy: policy))
             // Each turn waits for the previous one to show as ended in the router's view: a load
@@ -58,18 +59,19 @@ struct RouterTests {
             // Prompt-tree routing finds each history where it is; round-robin finds it only
             // because the cost model has the holder push it to the instance it picked.
             pushedByPolicy[policy] = d.nodes.map(\.transferStats.blocksPushed).reduce(0, +)
+            let prefill = d.nodes.map { $0.costs.withLock { $0.prefill } }
+            #expect(!prefill[0].isEmpty && prefill.allSatisfy { $0 == prefill[0] }, "siblings share one prefill measurement")
+            if policy == .promptTree { profiles = d.nodes.map { "\($0.costs.withLock { $0 })" }.joined(separator: "; ") }
             await d.stop()
         }
-        #expect(pushedByPolicy[.promptTree] == 0)
+        #expect(pushedByPolicy[.promptTree] == 0, "measured costs: \(profiles)")
         #expect(pushedByPolicy[.roundRobin]! > 0)
     }
 
     /// Returns once every member's last load report shows nothing running or waiting (bounded).
-    static func idle(_ router: ClusterRouter, within limit: Duration = .seconds(30)) async throws {
-        let deadline = ContinuousClock.now + limit
-        while router.memberList.contains(where: { $0.description.stats.running + $0.description.stats.waiting > 0 }) {
-            guard ContinuousClock.now < deadline else { Issue.record("instances still busy after \(limit)"); return }
-            try await Task.sleep(for: .milliseconds(5))
+    static func idle(_ router: ClusterRouter) async throws {
+        try await eventually("the router's load reports show every instance idle", seconds: 30) {
+            router.memberList.allSatisfy { $0.description.stats.running + $0.description.stats.waiting == 0 }
         }
     }
 

@@ -171,12 +171,15 @@ extension InstanceNode: RoutedInstance {
     /// Measures what the router's cost model needs: prefill time at two prompt lengths (on
     /// the engine, with tokens no one else sends, deleted from the cache after) and the speed
     /// of moving KV: to itself over gRPC when listening, else a memory copy between blocks.
-    /// Call it once the instance runs, before routers learn of it.
-    public func measureCosts() async {
+    /// Call it once the instance runs, before routers learn of it. `prefill`, when given, is a
+    /// sibling's measurement (same model, threads and host) taken instead of measuring again:
+    /// on a busy machine a second measurement adds only noise, and the router would read
+    /// that noise as one sibling being slower than another.
+    public func measureCosts(prefill given: [CostInputs.PrefillPoint]? = nil) async {
         let maxLen = min(engine.model.transformer.maxContext, engine.tokenCapacity) - 2
         let lengths = [64, 512].map { min($0, maxLen) }.filter { $0 > 0 }
-        var points: [CostInputs.PrefillPoint] = []
-        for n in Set(lengths).sorted() {
+        var points: [CostInputs.PrefillPoint] = given ?? []
+        for n in given == nil ? Set(lengths).sorted() : [] {
             let tokens = Self.probeTokens(count: n, vocabulary: engine.model.transformer.configuration.vocabularySize)
             var sampling = SamplingParameters.greedy
             sampling.maxTokens = 1
